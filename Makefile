@@ -1,0 +1,80 @@
+# lua-smtp build, test and tooling. `make` builds build/smtp/core.so;
+# `make test` runs the whole busted suite; `make demo` sends a real message.
+
+LUA ?= lua5.4
+LUA_PC ?= $(LUA)
+LUA_CFLAGS ?= $(shell pkg-config --cflags $(LUA_PC) 2>/dev/null)
+GSASL_CFLAGS ?= $(shell pkg-config --cflags libgsasl 2>/dev/null)
+GSASL_LIBS ?= $(shell pkg-config --libs libgsasl 2>/dev/null || echo -lgsasl)
+# Debian 12's mbedTLS 2.28 ships no .pc file; use one when it exists.
+MBEDTLS_LIBS ?= $(shell pkg-config --libs mbedtls mbedx509 mbedcrypto 2>/dev/null || echo -lmbedtls -lmbedx509 -lmbedcrypto)
+
+CC ?= cc
+WARN = -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wcast-qual \
+       -Wstrict-prototypes -Wmissing-prototypes -Wwrite-strings -Wundef \
+       -Wdeclaration-after-statement -Wno-unused-parameter
+OPT ?= -O2 -g
+CFLAGS_ALL = $(OPT) $(WARN) -std=c99 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
+             -fPIC -fvisibility=hidden $(LUA_CFLAGS) $(GSASL_CFLAGS) $(EXTRA_CFLAGS)
+LDFLAGS_ALL = -shared $(EXTRA_LDFLAGS)
+LIBS = $(MBEDTLS_LIBS) $(GSASL_LIBS)
+
+# The one list of C sources; spec/unit/build_spec.lua checks that the
+# rockspec names the same files.
+SRCS = $(sort $(wildcard csrc/*.c))
+BUILD ?= build
+OBJS = $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(SRCS))
+HDRS = $(wildcard csrc/*.h)
+MODULE = $(BUILD)/smtp/core.so
+
+BUSTED ?= busted --lua=$(LUA)
+TEST_ENV = LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='$(BUILD)/?.so;;'
+
+.PHONY: all deps test test-unit test-dialogue test-interop lint demo install clean check-rockspec
+
+all: $(MODULE)
+
+$(BUILD)/obj/%.o: csrc/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	@echo "  CC $<"
+	@$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(MODULE): $(OBJS)
+	@mkdir -p $(dir $@)
+	@echo "  LD $@"
+	@$(CC) $(LDFLAGS_ALL) -o $@ $(OBJS) $(LIBS)
+
+deps:
+	sh tools/install-deps.sh
+
+test: all
+	$(TEST_ENV) $(BUSTED) --run=all
+
+test-unit: all
+	$(TEST_ENV) $(BUSTED) --run=unit
+
+test-dialogue: all
+	$(TEST_ENV) $(BUSTED) --run=dialogue
+
+test-interop: all
+	$(TEST_ENV) $(BUSTED) --run=interop
+
+lint:
+	luacheck -q lua spec bench
+	$(MAKE) -s clean-obj && $(MAKE) -s CC=gcc BUILD=build/lint-gcc all
+	$(MAKE) -s CC=clang BUILD=build/lint-clang all
+
+demo: all
+	sh tools/demo.sh
+
+install:
+	luarocks --lua-version=5.4 make rockspec/lua-smtp-scm-1.rockspec
+
+check-rockspec:
+	sh tools/check-rockspec.sh
+
+clean-obj:
+	rm -rf build/lint-gcc build/lint-clang
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,274 @@
+/* 'smtp.core.Conn': a connected socket with a deadline. It moves bytes,
+ * reads whole replies through a ReplyParser, and encodes DATA straight into
+ * its write buffer. TLS (tls.c) plugs in at conn_sendv/conn_recv, the only
+ * two places that touch the socket. Any failure closes the connection:
+ * half a reply is never left behind on an open socket (DESIGN D). */
+#include "lsmtp.h"
+#include "lreply.h"
+#include "ldotstuff.h"
+#include "net.h"
+#include "err.h"
+#include "deadline.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define READ_CHUNK 16384
+
+struct lconn {
+    int fd;             /* -1 once closed: the zero state */
+    int64_t deadline;   /* absolute, ms on the monotonic clock; 0 = none */
+    char *wbuf;         /* scratch for send_data, grown on demand */
+    size_t wcap;
+    char err[256];
+};
+
+static struct lconn *check_conn(lua_State *L)
+{
+    return luaL_checkudata(L, 1, SMTP_CONN_MT);
+}
+
+static struct lconn *check_open_conn(lua_State *L)
+{
+    struct lconn *c = check_conn(L);
+    if (c->fd < 0)
+        luaL_error(L, "connection is closed");
+    return c;
+}
+
+static void conn_close(struct lconn *c)
+{
+    int fd = c->fd;
+    c->fd = -1;
+    if (fd >= 0)
+        close(fd);
+    free(c->wbuf);
+    c->wbuf = NULL;
+    c->wcap = 0;
+}
+
+/* Returns the failure triple and closes: the stream is out of sync. */
+static int conn_fail(lua_State *L, struct lconn *c, int rc, const char *msg)
+{
+    conn_close(c);
+    return smtp_push_failure(L, rc, msg);
+}
+
+static int conn_sendv(struct lconn *c, struct iovec *iov, int n)
+{
+    return smtp_net_sendv(c->fd, iov, n, c->deadline, c->err, sizeof c->err);
+}
+
+static int conn_recv(struct lconn *c, char *buf, size_t cap, size_t *got)
+{
+    return smtp_net_recv(c->fd, buf, cap, got, c->deadline, c->err, sizeof c->err);
+}
+
+static int64_t to_deadline_ms(lua_State *L, int idx)
+{
+    lua_Number s;
+    if (lua_isnoneornil(L, idx))
+        return SMTP_NO_DEADLINE;
+    s = luaL_checknumber(L, idx);
+    return s <= 0 ? 1 : (int64_t)(s * 1000.0);
+}
+
+/* connect(host, port [, deadline [, local_address]]) -> conn | nil, kind, msg
+ * deadline is absolute, in seconds of smtp.core.now(). */
+static int lconn_connect(lua_State *L)
+{
+    const char *host = luaL_checkstring(L, 1);
+    const char *port = luaL_checkstring(L, 2);
+    int64_t deadline = to_deadline_ms(L, 3);
+    const char *local = luaL_optstring(L, 4, NULL);
+    struct lconn *c = lua_newuserdatauv(L, sizeof *c, 1);
+    int rc;
+    memset(c, 0, sizeof *c);
+    c->fd = -1;
+    luaL_setmetatable(L, SMTP_CONN_MT);
+    rc = smtp_net_connect(&c->fd, host, port, local, deadline, c->err, sizeof c->err);
+    if (rc != SMTP_OK)
+        return smtp_push_failure(L, rc, c->err);
+    return 1;
+}
+
+static int lconn_set_deadline(lua_State *L)
+{
+    struct lconn *c = check_conn(L);
+    c->deadline = to_deadline_ms(L, 2);
+    return 0;
+}
+
+/* send(data | {data, ...}) -> true | nil, kind, msg; a table goes out in
+ * one writev, so pipelined commands share a segment. */
+static int lconn_send(lua_State *L)
+{
+    struct lconn *c = check_open_conn(L);
+    struct iovec stackv[64], *iov = stackv;
+    int n = 1, i, rc;
+    if (lua_istable(L, 2)) {
+        n = (int)lua_rawlen(L, 2);
+        if (n > (int)(sizeof stackv / sizeof stackv[0]))
+            iov = lua_newuserdatauv(L, sizeof *iov * (size_t)n, 0);
+        for (i = 0; i < n; i++) {
+            size_t len;
+            lua_rawgeti(L, 2, i + 1);
+            iov[i].iov_base = (void *)(size_t)luaL_checklstring(L, -1, &len);
+            iov[i].iov_len = len;
+            lua_pop(L, 1); /* the table keeps the string alive */
+        }
+    } else {
+        size_t len;
+        iov[0].iov_base = (void *)(size_t)luaL_checklstring(L, 2, &len);
+        iov[0].iov_len = len;
+    }
+    rc = conn_sendv(c, iov, n);
+    if (rc != SMTP_OK)
+        return conn_fail(L, c, rc, c->err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* receive_some([max]) -> bytes | nil, kind, msg */
+static int lconn_receive_some(lua_State *L)
+{
+    struct lconn *c = check_open_conn(L);
+    lua_Integer max = luaL_optinteger(L, 2, READ_CHUNK);
+    char buf[READ_CHUNK];
+    size_t got;
+    int rc;
+    luaL_argcheck(L, max > 0, 2, "must be positive");
+    rc = conn_recv(c, buf, max < READ_CHUNK ? (size_t)max : READ_CHUNK, &got);
+    if (rc != SMTP_OK)
+        return conn_fail(L, c, rc, c->err);
+    lua_pushlstring(L, buf, got);
+    return 1;
+}
+
+/* read_reply(parser) -> reply | nil, kind, msg: the Lua client's read loop
+ * (next, else receive and feed) run in C with the same parser. */
+static int lconn_read_reply(lua_State *L)
+{
+    struct lconn *c = check_open_conn(L);
+    struct smtp_reply_parser *p = lreply_check(L, 2);
+    char buf[READ_CHUNK];
+    for (;;) {
+        struct smtp_reply r;
+        size_t got;
+        int rc = smtp_reply_next(p, &r);
+        if (rc == SMTP_OK) {
+            lreply_push(L, &r);
+            return 1;
+        }
+        if (rc != SMTP_EAGAIN)
+            return conn_fail(L, c, rc, p->error);
+        rc = conn_recv(c, buf, sizeof buf, &got);
+        if (rc != SMTP_OK)
+            return conn_fail(L, c, rc, c->err);
+        rc = smtp_reply_feed(p, buf, got);
+        if (rc != SMTP_OK)
+            return conn_fail(L, c, rc, rc == SMTP_EPROTO ? p->error : NULL);
+    }
+}
+
+static char *wbuf_reserve(struct lconn *c, size_t need)
+{
+    if (need > c->wcap) {
+        char *nb = realloc(c->wbuf, need);
+        if (nb == NULL)
+            return NULL;
+        c->wbuf = nb;
+        c->wcap = need;
+    }
+    return c->wbuf;
+}
+
+/* send_data(stuffer, chunk [, final [, bdat]]) -> bytes_on_wire | nil, kind, msg
+ * Encodes chunk (may be nil or "") with the stuffer directly into the
+ * connection's buffer and writes it; 'final' appends the encoder's tail
+ * in the same write. With 'bdat' the encoded bytes are framed as one
+ * "BDAT n[ LAST]" command (RFC 3030). */
+static int lconn_send_data(lua_State *L)
+{
+    struct lconn *c = check_open_conn(L);
+    struct smtp_dotstuffer *d = ldotstuff_check(L, 2);
+    size_t len = 0, n;
+    const char *in = lua_isnoneornil(L, 3) ? "" : luaL_checklstring(L, 3, &len);
+    int final = lua_toboolean(L, 4), bdat = lua_toboolean(L, 5), rc;
+    char head[64];
+    struct iovec iov[2];
+    int niov = 0;
+    char *out;
+    luaL_argcheck(L, !d->finished, 2, "encoder already finished");
+    out = wbuf_reserve(c, SMTP_DOT_MAX_OUT(len) + SMTP_DOT_FINISH_MAX);
+    if (out == NULL)
+        return smtp_push_failure(L, SMTP_ENOMEM, NULL);
+    n = smtp_dot_encode(d, in, len, out);
+    if (final)
+        n += smtp_dot_finish(d, out + n);
+    if (bdat) {
+        int hl = snprintf(head, sizeof head, "BDAT %lu%s\r\n", (unsigned long)n,
+                          final ? " LAST" : "");
+        iov[niov].iov_base = head;
+        iov[niov++].iov_len = (size_t)hl;
+    }
+    iov[niov].iov_base = out;
+    iov[niov++].iov_len = n;
+    rc = conn_sendv(c, iov, niov);
+    if (rc != SMTP_OK)
+        return conn_fail(L, c, rc, c->err);
+    lua_pushinteger(L, (lua_Integer)n);
+    return 1;
+}
+
+static int lconn_close(lua_State *L)
+{
+    conn_close(check_conn(L));
+    return 0;
+}
+
+static int lconn_is_closed(lua_State *L)
+{
+    lua_pushboolean(L, check_conn(L)->fd < 0);
+    return 1;
+}
+
+static int lconn_fileno(lua_State *L)
+{
+    lua_pushinteger(L, check_conn(L)->fd);
+    return 1;
+}
+
+static int lconn_tostring(lua_State *L)
+{
+    struct lconn *c = check_conn(L);
+    if (c->fd < 0)
+        lua_pushfstring(L, "%s (closed)", SMTP_CONN_MT);
+    else
+        lua_pushfstring(L, "%s (fd %d)", SMTP_CONN_MT, c->fd);
+    return 1;
+}
+
+static const luaL_Reg lconn_methods[] = {
+    {"set_deadline", lconn_set_deadline},
+    {"send", lconn_send},
+    {"receive_some", lconn_receive_some},
+    {"read_reply", lconn_read_reply},
+    {"send_data", lconn_send_data},
+    {"close", lconn_close},
+    {"is_closed", lconn_is_closed},
+    {"fileno", lconn_fileno},
+    {"__gc", lconn_close},
+    {"__close", lconn_close},
+    {"__tostring", lconn_tostring},
+    {NULL, NULL}
+};
+
+void lconn_open(lua_State *L)
+{
+    smtp_new_class(L, SMTP_CONN_MT, lconn_methods);
+    lua_pushcfunction(L, lconn_connect);
+    lua_setfield(L, -2, "connect");
+}

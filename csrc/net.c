@@ -1,0 +1,260 @@
+/* Sockets with deadlines. Name resolution uses getaddrinfo(), which cannot
+ * be bounded by a deadline; everything after it is. */
+#include "net.h"
+#include "err.h"
+#include "deadline.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0
+#endif
+
+int smtp_net_wait(int fd, short events, int64_t deadline)
+{
+    for (;;) {
+        struct pollfd pfd;
+        int left = smtp_deadline_left_ms(deadline), rc;
+        if (left == 0)
+            return SMTP_ETIMEOUT;
+        pfd.fd = fd;
+        pfd.events = events;
+        pfd.revents = 0;
+        rc = poll(&pfd, 1, left);
+        if (rc > 0)
+            return SMTP_OK;
+        if (rc == 0)
+            return SMTP_ETIMEOUT;
+        if (errno != EINTR)
+            return SMTP_EIO;
+    }
+}
+
+static int set_nonblocking(int fd)
+{
+    int flags = fcntl(fd, F_GETFL, 0);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+        return -1;
+    return fcntl(fd, F_SETFD, FD_CLOEXEC);
+}
+
+/* Binds to local_address (any port) for the given family. */
+static int bind_local(int fd, int family, const char *local_address)
+{
+    struct addrinfo hints, *res = NULL;
+    int rc;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = family;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST;
+    if (getaddrinfo(local_address, NULL, &hints, &res) != 0 || res == NULL)
+        return -1;
+    rc = bind(fd, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return rc;
+}
+
+/* One non-blocking connect attempt, finished before attempt_deadline. */
+static int connect_one(int fd, const struct sockaddr *addr, socklen_t len,
+                       int64_t attempt_deadline)
+{
+    int soerr = 0;
+    socklen_t sl = sizeof soerr;
+    if (connect(fd, addr, len) == 0)
+        return 0;
+    if (errno != EINPROGRESS && errno != EINTR)
+        return errno;
+    if (smtp_net_wait(fd, POLLOUT, attempt_deadline) != SMTP_OK)
+        return ETIMEDOUT;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
+        return errno;
+    return soerr;
+}
+
+static int connect_unix(int *out, const char *path, int64_t deadline,
+                        char *err, size_t errlen)
+{
+    struct sockaddr_un sun;
+    int fd, e;
+    if (strlen(path) >= sizeof sun.sun_path) {
+        snprintf(err, errlen, "socket path too long: %s", path);
+        return SMTP_EUSAGE;
+    }
+    memset(&sun, 0, sizeof sun);
+    sun.sun_family = AF_UNIX;
+    memcpy(sun.sun_path, path, strlen(path) + 1);
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0 || set_nonblocking(fd) < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return SMTP_EIO;
+    }
+    e = connect_one(fd, (struct sockaddr *)&sun, sizeof sun, deadline);
+    if (e != 0) {
+        close(fd);
+        snprintf(err, errlen, "connect to %s: %s", path, strerror(e));
+        return e == ETIMEDOUT ? SMTP_ETIMEOUT : SMTP_EIO;
+    }
+    *out = fd;
+    return SMTP_OK;
+}
+
+int smtp_net_connect(int *out, const char *host, const char *port,
+                     const char *local_address, int64_t deadline,
+                     char *err, size_t errlen)
+{
+    struct addrinfo hints, *res = NULL, *ai;
+    int gai, count = 0, tried = 0, last_err = 0, timed_out = 0;
+    char last_addr[INET6_ADDRSTRLEN + 8] = "";
+
+    *out = -1;
+    if (host[0] == '/')
+        return connect_unix(out, host, deadline, err, errlen);
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_ADDRCONFIG;
+    gai = getaddrinfo(host, port, &hints, &res);
+#ifdef EAI_ADDRFAMILY
+    if (gai == EAI_ADDRFAMILY)
+        gai = EAI_NONAME;
+#endif
+    if (gai == EAI_NONAME) {
+        /* AI_ADDRCONFIG hides ::1 on hosts with only loopback IPv6. */
+        hints.ai_flags = 0;
+        gai = getaddrinfo(host, port, &hints, &res);
+    }
+    if (gai != 0) {
+        snprintf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(gai));
+        return SMTP_EIO;
+    }
+    for (ai = res; ai != NULL; ai = ai->ai_next)
+        count++;
+    for (ai = res; ai != NULL; ai = ai->ai_next, tried++) {
+        int fd, e, one = 1, remaining = count - tried;
+        int64_t now = smtp_now_ms(), attempt = deadline;
+        if (deadline > SMTP_NO_DEADLINE && now >= deadline) {
+            timed_out = 1;
+            break;
+        }
+        /* Give each remaining address an equal share, at least 1 s. */
+        if (deadline > SMTP_NO_DEADLINE && remaining > 1) {
+            int64_t share = (deadline - now) / remaining;
+            if (share < 1000)
+                share = 1000;
+            if (now + share < deadline)
+                attempt = now + share;
+        }
+        getnameinfo(ai->ai_addr, ai->ai_addrlen, last_addr, sizeof last_addr,
+                    NULL, 0, NI_NUMERICHOST);
+        fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+        if (fd < 0) {
+            last_err = errno;
+            continue;
+        }
+        if (set_nonblocking(fd) < 0
+            || (local_address != NULL && bind_local(fd, ai->ai_family, local_address) < 0)) {
+            last_err = errno ? errno : EADDRNOTAVAIL;
+            close(fd);
+            continue;
+        }
+        e = connect_one(fd, ai->ai_addr, ai->ai_addrlen, attempt);
+        if (e == 0) {
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            freeaddrinfo(res);
+            *out = fd;
+            return SMTP_OK;
+        }
+        close(fd);
+        last_err = e;
+        if (e == ETIMEDOUT)
+            timed_out = 1;
+    }
+    freeaddrinfo(res);
+    if (timed_out && (deadline <= SMTP_NO_DEADLINE || smtp_now_ms() >= deadline)) {
+        snprintf(err, errlen, "connect to %s port %s timed out", host, port);
+        return SMTP_ETIMEOUT;
+    }
+    snprintf(err, errlen, "connect to %s port %s%s%s%s: %s", host, port,
+             last_addr[0] ? " (" : "", last_addr, last_addr[0] ? ")" : "",
+             strerror(last_err ? last_err : ECONNREFUSED));
+    return timed_out ? SMTP_ETIMEOUT : SMTP_EIO;
+}
+
+int smtp_net_sendv(int fd, struct iovec *iov, int iovcnt, int64_t deadline,
+                   char *err, size_t errlen)
+{
+    while (iovcnt > 0) {
+        struct msghdr msg;
+        ssize_t n;
+        memset(&msg, 0, sizeof msg);
+        msg.msg_iov = iov;
+        msg.msg_iovlen = (size_t)(iovcnt > 1024 ? 1024 : iovcnt);
+        n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+        if (n < 0) {
+            int rc;
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                snprintf(err, errlen, "send: %s", strerror(errno));
+                return (errno == EPIPE || errno == ECONNRESET) ? SMTP_ECLOSED : SMTP_EIO;
+            }
+            rc = smtp_net_wait(fd, POLLOUT, deadline);
+            if (rc != SMTP_OK) {
+                snprintf(err, errlen, "send: %s", smtp_strerror(rc));
+                return rc;
+            }
+            continue;
+        }
+        while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
+            n -= (ssize_t)iov->iov_len;
+            iov++;
+            iovcnt--;
+        }
+        if (iovcnt > 0) {
+            iov->iov_base = (char *)iov->iov_base + n;
+            iov->iov_len -= (size_t)n;
+        }
+    }
+    return SMTP_OK;
+}
+
+int smtp_net_recv(int fd, void *buf, size_t cap, size_t *got, int64_t deadline,
+                  char *err, size_t errlen)
+{
+    *got = 0;
+    for (;;) {
+        ssize_t n = recv(fd, buf, cap, 0);
+        int rc;
+        if (n > 0) {
+            *got = (size_t)n;
+            return SMTP_OK;
+        }
+        if (n == 0) {
+            snprintf(err, errlen, "connection closed by peer");
+            return SMTP_ECLOSED;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            snprintf(err, errlen, "receive: %s", strerror(errno));
+            return errno == ECONNRESET ? SMTP_ECLOSED : SMTP_EIO;
+        }
+        rc = smtp_net_wait(fd, POLLIN, deadline);
+        if (rc != SMTP_OK) {
+            snprintf(err, errlen, "receive: %s", smtp_strerror(rc));
+            return rc;
+        }
+    }
+}

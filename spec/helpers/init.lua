@@ -1,0 +1,4 @@
+-- Loaded by busted before any spec: makes the checkout's library and
+-- helpers reachable whatever LUA_PATH the caller set.
+package.path = "lua/?.lua;lua/?/init.lua;spec/?.lua;" .. package.path
+package.cpath = "build/?.so;" .. package.cpath
