@@ -28,7 +28,7 @@ HDRS = $(wildcard csrc/*.h)
 MODULE = $(BUILD)/smtp/core.so
 
 BUSTED ?= busted --lua=$(LUA)
-TEST_ENV = LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='$(BUILD)/?.so;;'
+TEST_ENV = SMTP_BUILD='$(BUILD)' LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='$(BUILD)/?.so;;'
 
 .PHONY: all deps test test-unit test-dialogue test-interop lint demo install clean check-rockspec
 

@@ -1,0 +1,51 @@
+-- luarocks make rockspec/lua-smtp-scm-1.rockspec
+package = "lua-smtp"
+version = "scm-1"
+source = {
+  url = "git+https://example.invalid/lua-smtp.git",
+}
+description = {
+  summary = "SMTP client with a C core: TLS (mbedTLS), SASL (libgsasl), pipelining",
+  detailed = [[
+require "smtp": an SMTP client (RFC 5321) modelled on Ocamlnet's Netsmtp,
+with sockets, deadlines, reply parsing and DATA encoding in C.
+]],
+  homepage = "https://example.invalid/lua-smtp",
+  license = "MIT",
+}
+dependencies = {
+  "lua >= 5.1",
+}
+external_dependencies = {
+  MBEDTLS = { header = "mbedtls/ssl.h", library = "mbedtls" },
+  GSASL = { header = "gsasl.h", library = "gsasl" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["smtp.core"] = {
+      -- the same list as the Makefile's csrc/*.c (spec/unit/build_spec.lua)
+      sources = {
+        "csrc/compat.c",
+        "csrc/dotstuff.c",
+        "csrc/lconn.c",
+        "csrc/ldotstuff.c",
+        "csrc/lreply.c",
+        "csrc/lsmtp.c",
+        "csrc/net.c",
+        "csrc/reply.c",
+      },
+      incdirs = { "csrc", "$(MBEDTLS_INCDIR)", "$(GSASL_INCDIR)" },
+      libdirs = { "$(MBEDTLS_LIBDIR)", "$(GSASL_LIBDIR)" },
+      libraries = { "mbedtls", "mbedx509", "mbedcrypto", "gsasl" },
+      defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
+    },
+    ["smtp"] = "lua/smtp.lua",
+    ["smtp.address"] = "lua/smtp/address.lua",
+    ["smtp.client"] = "lua/smtp/client.lua",
+    ["smtp.error"] = "lua/smtp/error.lua",
+    ["smtp.extensions"] = "lua/smtp/extensions.lua",
+    ["smtp.trace"] = "lua/smtp/trace.lua",
+    ["smtp.transport.socket"] = "lua/smtp/transport/socket.lua",
+  },
+}

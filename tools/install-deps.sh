@@ -1,0 +1,35 @@
+#!/bin/sh
+# Installs the Debian packages that building, testing and the demo need.
+# Idempotent: packages already present are not fetched again.
+set -eu
+
+PACKAGES="
+build-essential clang pkg-config make git
+lua5.4 liblua5.4-dev luarocks lua-busted lua-check
+libmbedtls-dev libgsasl-dev
+python3 python3-aiosmtpd
+postfix openssl
+"
+
+missing=""
+for p in $PACKAGES; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing="$missing $p"
+  fi
+done
+
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    SUDO=sudo
+  else
+    SUDO=
+  fi
+  # Postfix asks for a mail setup during install; the tests run private
+  # instances, so the system one stays unconfigured.
+  echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  # shellcheck disable=SC2086
+  $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi
+echo "deps: all packages present"
