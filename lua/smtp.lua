@@ -1,0 +1,149 @@
+--- lua-smtp: an SMTP client (RFC 5321) with a C core.
+-- Public surface only: connect, send, message, tls_config,
+-- auth_mechanisms, debug, the port numbers, VERSION and Error.
+-- Modelled on Ocamlnet's Netsmtp (see SPEC.md).
+-- @module smtp
+local core = require "smtp.core"
+local Error = require "smtp.error"
+local Client = require "smtp.client"
+local extensions = require "smtp.extensions"
+local trace = require "smtp.trace"
+local socket_transport = require "smtp.transport.socket"
+
+local type, tostring, tonumber, pairs, error, pcall = type, tostring, tonumber, pairs, error, pcall
+
+local smtp = {}
+
+--- Library version.
+smtp.VERSION = "0.1.0"
+--- 25, the SMTP port (Netsmtp.tcp_port).
+smtp.tcp_port = 25
+--- 587, message submission (RFC 6409).
+smtp.submission_port = 587
+--- 465, submission over implicit TLS (RFC 8314).
+smtp.smtps_port = 465
+
+--- The error class; `smtp.Error.is(v)` tells whether v is one.
+smtp.Error = Error
+
+local function usage(msg)
+  error(Error.new { kind = "usage", message = msg }, 0)
+end
+
+local phases = {
+  connect = true, greeting = true, mail = true, rcpt = true,
+  data_init = true, data_block = true, data_end = true,
+  command = true, auth = true, starttls = true,
+}
+
+local function check_connect_opts(opts)
+  if type(opts) ~= "table" then usage("smtp.connect expects a table of options") end
+  if type(opts.host) ~= "string" or opts.host == "" then
+    usage("smtp.connect: 'host' is required (a name, an IP address or a socket path)")
+  end
+  if opts.host:find("[\r\n%z]") then usage("smtp.connect: 'host' contains CR, LF or NUL") end
+  local port = opts.port
+  if port ~= nil then
+    port = tonumber(port)
+    if not port or port < 1 or port > 65535 or port % 1 ~= 0 then
+      usage("smtp.connect: 'port' must be an integer from 1 to 65535")
+    end
+  end
+  if opts.timeout ~= nil and (type(opts.timeout) ~= "number" or opts.timeout <= 0) then
+    usage("smtp.connect: 'timeout' must be a positive number of seconds")
+  end
+  if opts.timeouts ~= nil then
+    if type(opts.timeouts) ~= "table" then usage("smtp.connect: 'timeouts' must be a table") end
+    for k, v in pairs(opts.timeouts) do
+      if not phases[k] then usage("smtp.connect: unknown timeout phase '" .. tostring(k) .. "'") end
+      if type(v) ~= "number" or v <= 0 then
+        usage("smtp.connect: timeouts." .. k .. " must be a positive number")
+      end
+    end
+  end
+  local mode = opts.tls_mode or "none"
+  if mode ~= "none" and mode ~= "implicit" then
+    usage("smtp.connect: 'tls_mode' must be \"none\" or \"implicit\"")
+  end
+  local protocol = opts.protocol or "smtp"
+  if protocol ~= "smtp" and protocol ~= "lmtp" then
+    usage("smtp.connect: 'protocol' must be \"smtp\" or \"lmtp\"")
+  end
+  if opts.local_name ~= nil and (type(opts.local_name) ~= "string" or opts.local_name:find("[%s%z]")) then
+    usage("smtp.connect: 'local_name' must be a name without spaces or control characters")
+  end
+  return port, mode
+end
+
+--- A reusable TLS configuration (mbedTLS). See SPEC section 3.
+-- @tparam table opts `verify`, `ca_file`, `ca_path`, `ca_pem`, `cert_file`,
+-- `key_file`, `cert_pem`, `key_pem`, `key_password`, `min_version`,
+-- `server_name`
+function smtp.tls_config(opts)
+  if type(opts) ~= "table" then usage("smtp.tls_config expects a table of options") end
+  if not core.tls_config then
+    error(Error.new { kind = "tls", message = "this build has no TLS support" }, 0)
+  end
+  local cfg, kind, msg = core.tls_config(opts)
+  if not cfg then error(Error.new { kind = kind or "tls", message = msg }, 0) end
+  return cfg
+end
+
+--- Opens a connection and reads the greeting. See SPEC section 1.1.
+-- @tparam table opts `host` (required), `port`, `timeout`, `timeouts`,
+-- `tls_mode`, `tls`, `transport`, `proxy`, `local_address`, `protocol`,
+-- `debug`, `local_name`
+-- @treturn smtp.Client
+function smtp.connect(opts)
+  local port, mode = check_connect_opts(opts)
+  port = port or (mode == "implicit" and smtp.smtps_port or smtp.tcp_port)
+  local timeouts = opts.timeouts or {}
+  local deadline = core.now() + (timeouts.connect or opts.timeout or 60)
+  local conn, kind, msg = socket_transport.connect(opts.host, port, deadline, opts.local_address)
+  if not conn then
+    error(Error.new { kind = kind or "io", message = msg, retryable = true }, 0)
+  end
+  local client = Client.new(conn, opts)
+  if mode == "implicit" then
+    client:_start_tls(opts.tls, opts.tls_peer or opts.host, "connect")
+  end
+  client:_greet()
+  return client
+end
+
+--- AUTH mechanisms named in an EHLO response (Netsmtp.auth_mechanisms).
+-- @tparam {string,...} lines e.g. `client:helo_response()`
+-- @treturn {string,...}
+function smtp.auth_mechanisms(lines)
+  if type(lines) ~= "table" then usage("smtp.auth_mechanisms expects a list of lines") end
+  return extensions.auth_mechanisms(lines)
+end
+
+--- Protocol trace for every connection: `true` writes to stderr, a
+-- function receives `(direction, line)`, `false` turns it off.
+-- Credentials are masked before any hook sees them.
+function smtp.debug(on_or_fn)
+  trace.set_global(on_or_fn)
+end
+
+--- One call: connect, authenticate, sendmail, quit (SPEC section 4).
+-- The connection is closed in every case.
+-- @treturn table the sendmail report
+function smtp.send(opts)
+  if type(opts) ~= "table" then usage("smtp.send expects a table of options") end
+  local msg = opts.message
+  if msg == nil then msg = opts.raw end
+  if msg == nil then usage("smtp.send: give 'message' or 'raw'") end
+  local client = smtp.connect(opts)
+  local ok, result = pcall(function()
+    client:authenticate(opts)
+    return client:sendmail(msg, { from = opts.from, to = opts.to, dsn = opts.dsn,
+      all_or_nothing = opts.all_or_nothing, progress = opts.progress,
+      chunking = opts.chunking, requiretls = opts.requiretls })
+  end)
+  if ok then client:quit() else client:close() end
+  if not ok then error(result, 0) end
+  return result
+end
+
+return smtp

@@ -1,0 +1,954 @@
+--- The SMTP client: dialogue, state and pipelining (RFC 5321, RFC 2920
+-- PIPELINING, RFC 3030 CHUNKING, RFC 1870 SIZE, RFC 6152 8BITMIME,
+-- RFC 6531 SMTPUTF8, RFC 3461 DSN, RFC 8689 REQUIRETLS, RFC 4954 AUTH).
+-- It talks only to a transport (DESIGN.md): bytes out, whole replies in,
+-- TLS start, deadline, close. Every failure is raised as an smtp.Error.
+-- @classmod smtp.Client
+local core = require "smtp.core"
+local Error = require "smtp.error"
+local extensions = require "smtp.extensions"
+local address = require "smtp.address"
+local trace = require "smtp.trace"
+local envelope = require "smtp.envelope"
+
+local type, tostring, ipairs, pairs, setmetatable, error, pcall =
+  type, tostring, ipairs, pairs, setmetatable, error, pcall
+local concat, sort = table.concat, table.sort
+local now = core.now
+
+local Client = {}
+Client.__index = Client
+
+-- RFC 5321 4.5.3.1.4: a command line is at most 512 octets with CRLF.
+local MAX_COMMAND = 512
+-- Body bytes gathered before a write: few syscalls, bounded memory.
+local WRITE_BATCH = 65536
+local BDAT_CHUNK = 1048576
+
+local default_timeout = 60
+
+--- Creates a client over a connected transport (used by smtp.connect).
+-- @local
+function Client.new(transport, opts)
+  local self = setmetatable({
+    _t = transport,
+    _parser = core.reply_parser(),
+    _timeout = opts.timeout or default_timeout,
+    _timeouts = opts.timeouts or {},
+    _hook = trace.hook_of(opts.debug),
+    _host = opts.host,
+    _local_name = opts.local_name,
+    _protocol = opts.protocol or "smtp",
+    _closed = false,
+    _ext = nil,
+    _helo_lines = nil,
+    _tls = false,
+    _authenticated = false,
+  }, Client)
+  return self
+end
+
+-- Tracing ---------------------------------------------------------------
+
+function Client:_trace(direction, line)
+  local hook = self._hook or trace.global()
+  if hook then hook(direction, line) end
+end
+
+local function reply_lines_for_trace(reply)
+  local out = {}
+  local n = #reply.lines
+  for i, text in ipairs(reply.lines) do
+    local sep = i < n and "-" or " "
+    local enh = reply.enhanced and (reply.enhanced .. " ") or ""
+    out[i] = reply.code .. sep .. enh .. text
+  end
+  return out
+end
+
+-- Failures --------------------------------------------------------------
+
+local function raise(fields)
+  error(Error.new(fields), 0)
+end
+
+--- Closes the transport without a QUIT: the stream is out of sync or the
+-- caller is done.
+function Client:_abort()
+  if not self._closed then
+    self._closed = true
+    pcall(self._t.close, self._t)
+  end
+end
+
+-- A transport failure (kind from the C layer) closes the client.
+function Client:_transport_failure(kind, message, command, extra)
+  self:_abort()
+  local fields = { kind = kind or "io", message = message, command = command }
+  if extra then for k, v in pairs(extra) do fields[k] = v end end
+  raise(fields)
+end
+
+function Client:_check_open()
+  if self._closed then
+    raise { kind = "io", message = "connection is closed" }
+  end
+end
+
+-- Raises for a reply outside the expected class. 4xx/5xx leave the client
+-- usable (except 421, after which the server closes); anything else is a
+-- protocol error and closes it.
+function Client:_expect(reply, command, ok_low, ok_high, extra)
+  local code = reply.code
+  if code >= ok_low and code <= ok_high then return reply end
+  local err = Error.from_reply(reply, command, extra)
+  if err.kind == "protocol" or code == 421 then self:_abort() end
+  error(err, 0)
+end
+
+-- I/O -------------------------------------------------------------------
+
+function Client:_timeout_for(phase)
+  return self._timeouts[phase] or self._timeout
+end
+
+function Client:_set_deadline(phase)
+  self._t:set_deadline(now() + self:_timeout_for(phase))
+end
+
+local function check_command(line)
+  if line:find("[\r\n%z]") then
+    raise { kind = "usage", message = "command contains CR, LF or NUL", command = trace.mask_command(line) }
+  end
+  if #line + 2 > MAX_COMMAND then
+    raise { kind = "usage", message = "command longer than 512 octets", command = trace.mask_command(line) }
+  end
+end
+
+-- Sends one or more command lines in a single write. 'shown' replaces
+-- the lines in the trace when they carry credentials.
+function Client:_send_lines(lines, phase, shown)
+  self:_check_open()
+  local wire = {}
+  for i, line in ipairs(lines) do
+    wire[i] = line .. "\r\n"
+    self:_trace("C", shown and shown[i] or line)
+  end
+  self:_set_deadline(phase)
+  local ok, kind, msg = self._t:send(#wire == 1 and wire[1] or wire)
+  if not ok then
+    self:_transport_failure(kind, msg, shown and shown[1] or lines[1])
+  end
+end
+
+-- Reads one whole reply within the phase's deadline.
+function Client:_read(phase, command, extra)
+  self:_check_open()
+  self:_set_deadline(phase)
+  local reply, kind, msg = self._t:read_reply(self._parser)
+  if not reply then
+    self:_transport_failure(kind, msg, command, extra)
+  end
+  if self._hook or trace.global() then
+    for _, l in ipairs(reply_lines_for_trace(reply)) do self:_trace("S", l) end
+  end
+  return reply
+end
+
+-- Sends a command and reads its reply, uninterpreted.
+function Client:_command(line, phase, shown)
+  check_command(line)
+  self:_send_lines({ line }, phase or "command", shown and { shown } or nil)
+  return self:_read(phase or "command", shown or line)
+end
+
+-- Greeting and EHLO -----------------------------------------------------
+
+--- Reads the 220 greeting (called by smtp.connect).
+-- @local
+function Client:_greet()
+  local reply = self:_read("greeting", nil)
+  if reply.code == 220 then
+    self._greeting = reply
+    return reply
+  end
+  -- 554 (RFC 5321 3.1) or 421: no session; QUIT politely, then close.
+  local err = Error.from_reply(reply, nil)
+  if err.kind ~= "protocol" then
+    pcall(self._send_lines, self, { "QUIT" }, "command")
+  end
+  self:_abort()
+  error(err, 0)
+end
+
+local cached_fqdn
+
+local function read_first_line(path)
+  local f = io.open(path, "r")
+  if not f then return nil end
+  local line = f:read("*l")
+  f:close()
+  return line and line:match("^%s*(%S+)%s*$")
+end
+
+-- The machine's FQDN without forking: /etc/mailname (Debian's mail name),
+-- then /etc/hostname when it is dotted; else an address literal.
+local function default_local_name()
+  if cached_fqdn == nil then
+    local name = read_first_line("/etc/mailname")
+    if not (name and name:find("%.")) then
+      name = read_first_line("/etc/hostname")
+    end
+    if name and name:find("%.") and name:match("^[%w%.%-]+$") then
+      cached_fqdn = name
+    else
+      cached_fqdn = "[127.0.0.1]"
+    end
+  end
+  return cached_fqdn
+end
+
+--- Sends EHLO (LHLO for LMTP), falling back to HELO on 500/502, and
+-- returns the response lines. The capability table is replaced.
+-- @tparam[opt] string host the client's name (default `local_name`, else
+-- the machine's FQDN, else an address literal)
+-- @treturn {string,...} response lines
+function Client:helo(host)
+  host = host or self._local_name or default_local_name()
+  address.check_arg(host, "host")
+  local verb = self._protocol == "lmtp" and "LHLO" or "EHLO"
+  local line = verb .. " " .. host
+  local reply = self:_command(line)
+  if (reply.code == 500 or reply.code == 502) and verb == "EHLO" then
+    line = "HELO " .. host
+    reply = self:_command(line)
+    self:_expect(reply, line, 250, 259)
+    self._ext = {}
+  else
+    self:_expect(reply, line, 250, 259)
+    self._ext = extensions.parse(reply.lines)
+  end
+  self._helo_lines = reply.lines
+  return reply.lines
+end
+
+--- The lines of the last EHLO/HELO response (nil before `helo`).
+function Client:helo_response()
+  return self._helo_lines
+end
+
+--- The server's capabilities from the last EHLO:
+-- `{PIPELINING=true, SIZE=52428800, AUTH={...}, ...}` (empty after HELO).
+function Client:extensions()
+  return self._ext or {}
+end
+
+-- Makes sure EHLO has been sent (sendmail may be called right away).
+function Client:_ensure_helo()
+  if not self._helo_lines then self:helo() end
+end
+
+-- Envelope commands -----------------------------------------------------
+
+local function format_params(params)
+  if params == nil then return "" end
+  if type(params) == "string" then
+    address.check_arg(params, "parameters")
+    return params ~= "" and (" " .. params) or ""
+  end
+  if type(params) ~= "table" then
+    raise { kind = "usage", message = "parameters must be a string or a table" }
+  end
+  local out = {}
+  for i, p in ipairs(params) do
+    out[i] = address.check_arg(p, "parameter")
+  end
+  local keys = {}
+  for k in pairs(params) do
+    if type(k) == "string" then keys[#keys + 1] = k end
+  end
+  sort(keys)
+  for _, k in ipairs(keys) do
+    local v = params[k]
+    address.check_arg(k, "parameter name")
+    if v == true then
+      out[#out + 1] = k
+    elseif v ~= false and v ~= nil then
+      out[#out + 1] = k .. "=" .. address.check_arg(tostring(v), "parameter " .. k)
+    end
+  end
+  for _, p in ipairs(out) do
+    if p:find("[%s<>]") then
+      raise { kind = "usage", message = "malformed parameter: " .. p }
+    end
+  end
+  return #out > 0 and (" " .. concat(out, " ")) or ""
+end
+
+-- An envelope address: no CR/LF/NUL (command injection), no angle
+-- brackets, and something that fits in a path.
+local function path_of(addr, what)
+  if type(addr) == "table" then addr = addr.address end
+  address.check_arg(addr, what)
+  if addr:find("[<>]") then
+    raise { kind = "usage", message = what .. " contains '<' or '>': " .. addr }
+  end
+  return "<" .. addr .. ">"
+end
+
+local function mail_line(from, params)
+  return "MAIL FROM:" .. path_of(from, "sender") .. format_params(params)
+end
+
+local function rcpt_line(to, params)
+  return "RCPT TO:" .. path_of(to, "recipient") .. format_params(params)
+end
+
+--- MAIL FROM:<from> [params]. Raises on 4xx/5xx.
+-- @tparam string from envelope sender ("" for the null sender)
+-- @tparam[opt] table|string params e.g. `{SIZE=1000, BODY="8BITMIME"}`
+function Client:mail(from, params)
+  self:_ensure_helo()
+  local line = mail_line(from, params)
+  check_command(line)
+  return self:_expect(self:_command(line, "mail"), line, 250, 259)
+end
+
+--- RCPT TO:<to> [params]. Raises on 4xx/5xx (with `recipient` set).
+function Client:rcpt(to, params)
+  local line = rcpt_line(to, params)
+  check_command(line)
+  local addr = type(to) == "table" and to.address or to
+  return self:_expect(self:_command(line, "rcpt"), line, 250, 259, { recipient = addr })
+end
+
+-- Body ------------------------------------------------------------------
+
+-- Normalises a message source: a string, a file handle or a function
+-- returning chunks then nil (LTN12 style: nil, err signals failure).
+local function chunk_source(src)
+  if type(src) == "string" then
+    local done = false
+    return function()
+      if done then return nil end
+      done = true
+      return src
+    end
+  elseif io.type(src) == "file" then
+    return function()
+      local chunk, err = src:read(WRITE_BATCH)
+      if chunk == nil and err then return nil, err end
+      return chunk
+    end
+  elseif type(src) == "function" then
+    return src
+  end
+  raise { kind = "usage", message = "message source must be a string, a file or a function" }
+end
+
+-- Pulls the next chunk; a failing source (error or nil, err) is reported
+-- as a second result so the caller can close without a terminator.
+local function pull(source)
+  local ok, chunk, err = pcall(source)
+  if not ok then return nil, tostring(chunk) end
+  if chunk == nil and err ~= nil then return nil, tostring(err) end
+  if chunk ~= nil and type(chunk) ~= "string" then
+    return nil, "message source returned a " .. type(chunk)
+  end
+  return chunk
+end
+
+-- Streams a body through the C encoder. Small chunks are batched; the
+-- last batch and the terminator share one write (no Nagle/delayed-ACK
+-- stall). With bdat, each write is one "BDAT n" chunk, the last "LAST".
+-- Returns the number of BDAT commands sent.
+function Client:_send_body(source, bdat, progress, total)
+  local t = self._t
+  local stuffer = core.dotstuffer(not bdat)
+  local batch, batch_len, sent, commands = {}, 0, 0, 0
+  local limit = bdat and BDAT_CHUNK or WRITE_BATCH
+  local function flush(final)
+    local data = #batch == 1 and batch[1] or concat(batch)
+    batch, batch_len = {}, 0
+    self:_set_deadline("data_block")
+    local n, kind, msg = t:send_data(stuffer, data, final, bdat)
+    if not n then
+      self:_transport_failure(kind, msg, bdat and "BDAT" or "DATA", { outcome = final and "unknown" or "not_sent" })
+    end
+    sent = sent + #data
+    if bdat then commands = commands + 1 end
+    if progress then progress(sent, total) end
+  end
+  while true do
+    local chunk, err = pull(source)
+    if err then
+      -- SPEC 7: never terminate a truncated message; drop the connection.
+      self:_abort()
+      raise { kind = "io", message = "message source failed: " .. err, outcome = "not_sent", retryable = false }
+    end
+    if chunk == nil then break end
+    if #chunk > 0 then
+      batch[#batch + 1] = chunk
+      batch_len = batch_len + #chunk
+      if batch_len >= limit then flush(false) end
+    end
+  end
+  if self._hook or trace.global() then
+    self:_trace("C", ("<%d bytes of message data>"):format(sent + batch_len))
+  end
+  flush(true)
+  return commands
+end
+
+-- Final reply to the data: extracts the queue id when the text names one.
+local queue_id_patterns = {
+  "queued as ([%w%.%-_]+)",       -- Postfix
+  "[Ii][Dd]=([%w%.%-_]+)",        -- Exim
+  "^([%w]+) [Mm]essage accepted", -- Sendmail
+  "[Qq]ueued .- ?([%x%-]+)$",      -- others: "Queued mail for delivery ID"
+  "OK%s+%d+%s+(%S+)%s+%-%s+gsmtp", -- Google
+}
+
+local function queue_id_of(text)
+  for _, pat in ipairs(queue_id_patterns) do
+    local id = text:match(pat)
+    if id and #id >= 4 then return id end
+  end
+  return nil
+end
+
+local function final_reply(reply)
+  local text = concat(reply.lines, " ")
+  return {
+    code = reply.code, enhanced = reply.enhanced, text = text,
+    lines = reply.lines, queue_id = queue_id_of(text),
+  }
+end
+
+--- DATA, then the message from `source` (string, file or chunk function),
+-- dot-stuffed and terminated in C. Returns the final reply
+-- `{code=, enhanced=, text=, lines=, queue_id=}`; raises on 4xx/5xx.
+function Client:data(source, opts)
+  local src = chunk_source(source)
+  local reply = self:_command("DATA", "data_init")
+  self:_expect(reply, "DATA", 354, 354, { outcome = "not_sent" })
+  self:_send_body(src, false, opts and opts.progress, opts and opts.total)
+  reply = self:_read("data_end", "DATA", { outcome = "unknown" })
+  return final_reply(self:_expect(reply, "DATA", 250, 259, { outcome = "not_sent" }))
+end
+
+--- BDAT (RFC 3030): sends `chunk` as one chunk, `last` marks the end.
+-- The bytes are sent as they are (no line-end conversion).
+function Client:bdat(chunk, last)
+  if type(chunk) ~= "string" then
+    raise { kind = "usage", message = "BDAT chunk must be a string" }
+  end
+  local line = "BDAT " .. #chunk .. (last and " LAST" or "")
+  self:_check_open()
+  self:_trace("C", line)
+  self:_set_deadline("data_block")
+  local ok, kind, msg = self._t:send({ line .. "\r\n", chunk })
+  if not ok then self:_transport_failure(kind, msg, line) end
+  local reply = self:_read(last and "data_end" or "data_block", line, last and { outcome = "unknown" } or nil)
+  return final_reply(self:_expect(reply, line, 250, 259))
+end
+
+-- Simple commands -------------------------------------------------------
+
+--- RSET: aborts the current transaction.
+function Client:rset()
+  return self:_expect(self:_command("RSET"), "RSET", 250, 259)
+end
+
+--- Alias of `rset`.
+function Client:reset()
+  return self:rset()
+end
+
+--- NOOP.
+function Client:noop()
+  return self:_expect(self:_command("NOOP"), "NOOP", 250, 259)
+end
+
+--- VRFY: returns the response lines (250, 251 or 252).
+function Client:vrfy(addr)
+  local line = "VRFY " .. address.check_arg(addr, "address")
+  return self:_expect(self:_command(line), line, 250, 259).lines
+end
+
+--- EXPN: the list's members as response lines, or nil when the server
+-- refuses (5xx or 252).
+function Client:expn(list)
+  local line = "EXPN " .. address.check_arg(list, "list")
+  local reply = self:_command(line)
+  if reply.code >= 500 or reply.code == 252 then return nil end
+  return self:_expect(reply, line, 250, 259).lines
+end
+
+--- HELP [topic]: response lines (211/214).
+function Client:help(topic)
+  local line = "HELP"
+  if topic then line = line .. " " .. address.check_arg(topic, "topic") end
+  return self:_expect(self:_command(line), line, 211, 214).lines
+end
+
+--- Raw escape hatch: sends `line` and returns the reply code and lines
+-- without interpreting them (4xx/5xx do not raise).
+function Client:command(line)
+  address.check_arg(line, "command")
+  local reply = self:_command(line)
+  return reply.code, reply.lines, reply.enhanced
+end
+
+--- QUIT, then close. Never raises for a server that is already gone.
+function Client:quit()
+  if self._closed then return end
+  pcall(function()
+    local reply = self:_command("QUIT")
+    return reply
+  end)
+  self:_abort()
+end
+
+--- Closes the connection without QUIT. Closing twice is harmless.
+function Client:close()
+  self:_abort()
+end
+
+Client.__gc = Client.close
+Client.__close = Client.close
+
+--- Whether the connection is closed.
+function Client:closed()
+  return self._closed
+end
+
+function Client:__tostring()
+  return ("smtp.Client (%s%s)"):format(tostring(self._host),
+    self._closed and ", closed" or "")
+end
+
+-- TLS -------------------------------------------------------------------
+
+-- A tls option is a config object or a table of its options.
+local function tls_config_of(tls)
+  if type(tls) == "table" then
+    if not core.tls_config then
+      raise { kind = "tls", message = "this build has no TLS support" }
+    end
+    local cfg, kind, msg = core.tls_config(tls)
+    if not cfg then raise { kind = kind or "tls", message = msg } end
+    return cfg
+  end
+  if type(tls) ~= "userdata" then
+    raise { kind = "usage", message = "tls must be an smtp.tls_config object or a table of its options" }
+  end
+  return tls
+end
+
+-- Runs the handshake on the transport (after STARTTLS's 220, or at once
+-- for implicit TLS). Capabilities learnt before are forgotten.
+function Client:_start_tls(tls, peer, phase)
+  local cfg = tls_config_of(tls or {})
+  self:_check_open()
+  self:_set_deadline(phase)
+  local ok, kind, msg = self._t:starttls(cfg, peer)
+  if not ok then
+    self:_transport_failure(kind or "tls", msg, "STARTTLS")
+  end
+  self._tls = true
+  self._ext, self._helo_lines = nil, nil
+  self:_trace("C", "<TLS established>")
+end
+
+--- STARTTLS (RFC 3207), then the TLS handshake with certificate and host
+-- name checks. EHLO must be sent again afterwards (`authenticate` does).
+-- @param tls an `smtp.tls_config` or a table of its options
+-- @tparam[opt] string peer_name name to verify and send as SNI (default:
+-- the connect host)
+function Client:starttls(tls, peer_name)
+  if self._tls then raise { kind = "usage", message = "TLS is already active" } end
+  local cfg = tls_config_of(tls or {})
+  local reply = self:_command("STARTTLS", "starttls")
+  self:_expect(reply, "STARTTLS", 220, 220)
+  -- Bytes after the 220 were sent in plaintext before the handshake: a
+  -- response injection attack (CVE-2011-0411 family).
+  if self._parser:buffered() > 0 then
+    self:_abort()
+    raise { kind = "tls", command = "STARTTLS",
+      message = "STARTTLS response injection: the server sent data after its 220 reply" }
+  end
+  self:_start_tls(cfg, peer_name or self._host, "starttls")
+  return true
+end
+
+--- `{version=, cipher=, peer_subject=, peer_verified=}` when TLS is
+-- active, else nil.
+function Client:tls_info()
+  if self._closed or not self._tls or not self._t.tls_info then return nil end
+  return self._t:tls_info()
+end
+
+-- Authentication ----------------------------------------------------------
+
+local sasl_module
+local function sasl()
+  if sasl_module == nil then sasl_module = require "smtp.sasl" end
+  return sasl_module
+end
+
+local function b64encode(s)
+  return (core.b64_encode or core.sasl_b64encode)(s)
+end
+
+local function b64decode(s)
+  local out, _, msg = (core.b64_decode or core.sasl_b64decode)(s)
+  if out == nil then
+    raise { kind = "authentication", message = "malformed base64 in the server's challenge: " .. tostring(msg) }
+  end
+  return out
+end
+
+--- Whether AUTH succeeded on this connection.
+function Client:authenticated()
+  return self._authenticated
+end
+
+-- Reads the server's answer to an AUTH step; a refusal is kind
+-- 'authentication' with the server's code and enhanced code.
+function Client:_auth_fail(reply, shown, session)
+  local detail = session and session.error_detail
+  local err = Error.from_reply(reply, shown)
+  if err.kind ~= "protocol" then
+    err.kind = "authentication"
+    err.retryable = reply.code < 500
+    if detail then err.message = err.message .. " (" .. tostring(detail) .. ")" end
+  else
+    self:_abort()
+  end
+  error(err, 0)
+end
+
+--- AUTH with one SASL mechanism (RFC 4954). Raises kind 'authentication'
+-- when the server refuses or the mechanism fails.
+-- @tparam string mechanism e.g. "SCRAM-SHA-256"
+-- @tparam[opt] string user authentication identity
+-- @tparam[opt] string authz authorization identity
+-- @tparam[opt] string password
+-- @tparam[opt] table params `sasl_params`: list of `{name, value, critical}`
+-- @tparam[opt] string token OAuth 2 bearer token (XOAUTH2, OAUTHBEARER)
+function Client:auth(mechanism, user, authz, password, params, token)
+  if self._authenticated then
+    raise { kind = "usage", message = "already authenticated (RFC 4954 forbids a second AUTH)" }
+  end
+  address.check_arg(mechanism, "mechanism")
+  mechanism = mechanism:upper()
+  local S = sasl()
+  local session = S.session(mechanism, {
+    user = user, authz = authz, password = password, token = token, sasl_params = params,
+  }, { hostname = self._host, service = "smtp" })
+  local ok, result = pcall(function()
+    local line = "AUTH " .. mechanism
+    local done = false
+    if session:initial_response_allowed() then
+      local initial
+      initial, done = session:step(nil)
+      initial = initial or ""
+      local encoded = initial == "" and "=" or b64encode(initial)
+      if #line + 1 + #encoded + 2 <= MAX_COMMAND then
+        line = line .. " " .. encoded
+      else
+        session.deferred_initial = encoded
+      end
+    end
+    local shown = trace.mask_command(line)
+    check_command(line)
+    self:_send_lines({ line }, "auth", { shown })
+    while true do
+      local reply = self:_read("auth", shown)
+      if reply.code == 235 then
+        if not done then
+          raise { kind = "authentication", command = shown,
+            message = "server reported success before the " .. mechanism .. " exchange completed" }
+        end
+        return reply
+      elseif reply.code == 334 then
+        local response
+        if session.deferred_initial then
+          response, session.deferred_initial = session.deferred_initial, nil
+        else
+          local challenge = b64decode(concat(reply.lines, ""))
+          local step_ok, out, finished = pcall(session.step, session, challenge)
+          if not step_ok then
+            -- Cancel the exchange (RFC 4954 4) and report the mechanism's error.
+            self:_send_lines({ "*" }, "auth", { "*" })
+            self:_read("auth", shown)
+            error(out, 0)
+          end
+          done = finished and true or false
+          response = out and out ~= "" and b64encode(out) or ""
+        end
+        self:_send_lines({ response }, "auth", { "***" })
+      else
+        self:_auth_fail(reply, shown, session)
+      end
+    end
+  end)
+  session:close()
+  if not ok then
+    local kind = Error.is(result) and result.kind
+    if kind == "transient" or kind == "permanent" then result.kind = "authentication" end
+    error(result, 0)
+  end
+  self._authenticated = true
+  return result
+end
+
+--- EHLO, STARTTLS and EHLO again when `tls` is given and offered, then
+-- SASL authentication (SPEC 1.2, Netsmtp.authenticate).
+-- @tparam[opt] table opts `host`, `tls`, `tls_required`, `tls_peer`,
+-- `mechanisms`, `sasl_params`, `user`, `authz`, `password`, `token`,
+-- `allow_plaintext`
+function Client:authenticate(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then raise { kind = "usage", message = "authenticate expects a table of options" } end
+  self:helo(opts.host)
+  if opts.tls_required and not opts.tls and not self._tls then
+    self:_abort()
+    raise { kind = "tls", message = "tls_required is set but no tls configuration was given" }
+  end
+  if opts.tls and not self._tls then
+    if self:extensions().STARTTLS then
+      local ok, err = pcall(self.starttls, self, opts.tls, opts.tls_peer or self._host)
+      if not ok then
+        if Error.is(err) and (err.kind == "transient" or err.kind == "permanent") and not opts.tls_required then
+          -- Opportunistic: carry on in plaintext when TLS is not required.
+          self:_trace("C", "<STARTTLS refused; continuing without TLS>")
+        elseif Error.is(err) and (err.kind == "transient" or err.kind == "permanent") then
+          self:_abort()
+          raise { kind = "tls", code = err.code, enhanced = err.enhanced, command = "STARTTLS",
+            lines = err.lines, message = "TLS required but the server refused STARTTLS: " .. err.message }
+        else
+          error(err, 0)
+        end
+      else
+        self:helo(opts.host)
+      end
+    elseif opts.tls_required then
+      self:_abort()
+      raise { kind = "tls", message = "TLS required but the server does not offer STARTTLS" }
+    end
+  end
+  local mechs = self:extensions().AUTH
+  if not mechs or (type(opts.mechanisms) == "table" and #opts.mechanisms == 0) then
+    return self
+  end
+  if opts.user == nil and opts.token == nil and opts.password == nil then
+    local wants_external = false
+    for _, m in ipairs(opts.mechanisms or {}) do
+      if type(m) == "string" and m:upper() == "EXTERNAL" then wants_external = true end
+    end
+    if not wants_external then return self end
+  end
+  if self._authenticated then return self end
+  local mech = sasl().choose(mechs, opts, self._tls)
+  if mech == false then return self end
+  if not mech then
+    raise { kind = "authentication",
+      message = "no usable SASL mechanism: the server offers " .. concat(mechs, " ") }
+  end
+  self:auth(mech, opts.user, opts.authz, opts.password, opts.sasl_params, opts.token)
+  return self
+end
+
+-- Sendmail --------------------------------------------------------------
+
+-- MAIL parameters the message needs, checked against the server's
+-- capabilities before anything is sent (SPEC 1.3).
+function Client:_mail_params(env, opts)
+  local ext = self:extensions()
+  local params = {}
+  if env.smtputf8 then
+    if not ext.SMTPUTF8 then
+      raise { kind = "permanent", outcome = "not_sent",
+        message = "message needs SMTPUTF8 (non-ASCII addresses) but the server does not offer it" }
+    end
+    params[#params + 1] = "SMTPUTF8"
+  end
+  if env.eightbit == true and not ext["8BITMIME"] and not env.smtputf8 then
+    raise { kind = "permanent", outcome = "not_sent",
+      message = "message has 8-bit data but the server does not offer 8BITMIME" }
+  end
+  if ext["8BITMIME"] and env.eightbit ~= false then
+    params[#params + 1] = "BODY=8BITMIME"
+  end
+  if ext.SIZE and env.size then
+    if ext.SIZE > 0 and env.size > ext.SIZE then
+      raise { kind = "permanent", outcome = "not_sent",
+        message = ("message size %d exceeds the server's limit of %d"):format(env.size, ext.SIZE) }
+    end
+    params[#params + 1] = "SIZE=" .. env.size
+  end
+  local dsn = opts.dsn
+  if dsn and ext.DSN then
+    if dsn.ret then params[#params + 1] = "RET=" .. address.check_arg(dsn.ret, "dsn.ret"):upper() end
+    if dsn.envid then params[#params + 1] = "ENVID=" .. envelope.xtext(dsn.envid) end
+  end
+  if opts.requiretls then
+    if not ext.REQUIRETLS or not self._tls then
+      raise { kind = "permanent", outcome = "not_sent",
+        message = "REQUIRETLS requested but the server does not offer it over TLS" }
+    end
+    params[#params + 1] = "REQUIRETLS"
+  end
+  return params
+end
+
+function Client:_rcpt_params(rcpt, opts)
+  local dsn = opts.dsn
+  if not (dsn and self:extensions().DSN) then return nil end
+  local params = {}
+  if dsn.notify then
+    local n = dsn.notify
+    if type(n) == "table" then n = concat(n, ",") end
+    params[#params + 1] = "NOTIFY=" .. address.check_arg(n, "dsn.notify"):upper()
+  end
+  if dsn.orcpt ~= false then
+    params[#params + 1] = "ORCPT=rfc822;" .. envelope.xtext(rcpt)
+  end
+  return params
+end
+
+-- Sends the envelope (and DATA when 'with_data') and reads the replies in
+-- order. Returns the MAIL reply, the per-recipient replies and the DATA
+-- reply (nil when DATA was not sent).
+function Client:_envelope(env, opts, with_data)
+  local mparams = self:_mail_params(env, opts)
+  local lines = { mail_line(env.from, mparams) }
+  for i, r in ipairs(env.recipients) do
+    lines[i + 1] = rcpt_line(r, self:_rcpt_params(r, opts))
+  end
+  if with_data then lines[#lines + 1] = "DATA" end
+  for _, l in ipairs(lines) do check_command(l) end
+  local ext = self:extensions()
+  local mail_reply, rcpt_replies, data_reply
+  rcpt_replies = {}
+  if ext.PIPELINING then
+    -- RFC 2920: MAIL, every RCPT and DATA in one write, replies in order.
+    self:_send_lines(lines, "mail")
+    mail_reply = self:_read("mail", lines[1], { outcome = "not_sent" })
+    for i = 1, #env.recipients do
+      rcpt_replies[i] = self:_read("rcpt", lines[i + 1], { outcome = "not_sent" })
+    end
+    if with_data then data_reply = self:_read("data_init", "DATA", { outcome = "not_sent" }) end
+  else
+    self:_send_lines({ lines[1] }, "mail")
+    mail_reply = self:_read("mail", lines[1], { outcome = "not_sent" })
+    if mail_reply.code >= 200 and mail_reply.code < 300 then
+      for i = 1, #env.recipients do
+        self:_send_lines({ lines[i + 1] }, "rcpt")
+        rcpt_replies[i] = self:_read("rcpt", lines[i + 1], { outcome = "not_sent" })
+      end
+    end
+  end
+  return lines, mail_reply, rcpt_replies, data_reply
+end
+
+-- After a failed transaction: a 354 already given must be answered with
+-- an empty message (RFC 2920 3.1), then RSET. Failures here are ignored
+-- only if they are server refusals; a broken connection still raises.
+function Client:_abandon(data_reply)
+  if data_reply and data_reply.code == 354 then
+    self:_send_lines({ "." }, "data_end")
+    self:_read("data_end", ".")
+  end
+  if not self._closed then
+    local reply = self:_command("RSET")
+    if reply.code >= 300 then self:_abort() end
+  end
+end
+
+--- Sends a message to its recipients (SPEC 1.3).
+-- @param msg an `smtp.message` object, or a raw RFC 5322 message: a
+-- string, a file handle or a chunk function
+-- @tparam[opt] table opts `from`, `to` (list), `all_or_nothing`,
+-- `chunking` (false disables BDAT), `dsn = {notify=, ret=, envid=, orcpt=}`,
+-- `requiretls`, `progress = function(sent, total)`
+-- @treturn table `{accepted = {addr,...}, rejected = {{recipient=, error=},...},
+-- reply = {code=, enhanced=, text=, queue_id=}}`
+function Client:sendmail(msg, opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then raise { kind = "usage", message = "sendmail options must be a table" } end
+  self:_check_open()
+  local env = envelope.prepare(msg, opts)
+  self:_ensure_helo()
+  local ext = self:extensions()
+  -- BDAT replies are read after the whole body, which RFC 3030 allows
+  -- only with PIPELINING; without it DATA is used.
+  local use_bdat = ext.CHUNKING and ext.PIPELINING and opts.chunking ~= false
+  local pipelined_data = ext.PIPELINING and not opts.all_or_nothing and not use_bdat
+
+  local lines, mail_reply, rcpt_replies, data_reply = self:_envelope(env, opts, pipelined_data)
+
+  local report = { accepted = {}, rejected = {} }
+  local mail_ok = mail_reply.code >= 200 and mail_reply.code < 300
+  if mail_ok then
+    for i, r in ipairs(env.recipients) do
+      local rr = rcpt_replies[i]
+      if rr.code >= 200 and rr.code < 300 then
+        report.accepted[#report.accepted + 1] = r
+      elseif rr.code >= 400 then
+        report.rejected[#report.rejected + 1] = {
+          recipient = r,
+          error = Error.from_reply(rr, lines[i + 1], { recipient = r, outcome = "not_sent" }),
+        }
+      else
+        self:_abort()
+        error(Error.from_reply(rr, lines[i + 1], { recipient = r }), 0)
+      end
+    end
+  end
+
+  local failure
+  if not mail_ok then
+    failure = Error.from_reply(mail_reply, lines[1], { outcome = "not_sent" })
+  elseif #report.accepted == 0 then
+    failure = report.rejected[1].error
+  elseif opts.all_or_nothing and #report.rejected > 0 then
+    failure = report.rejected[1].error
+  end
+  if failure then
+    if failure.kind == "protocol" then self:_abort(); error(failure, 0) end
+    self:_abandon(data_reply)
+    failure.report = report
+    error(failure, 0)
+  end
+
+  local final
+  if use_bdat then
+    -- One reply per BDAT chunk, in order; the first refusal is reported
+    -- after all of them are read so the stream stays in sync.
+    local chunks = self:_send_body(env.source, true, opts.progress, env.size)
+    local refused
+    for i = 1, chunks do
+      final = self:_read("data_end", "BDAT", { outcome = i == chunks and "unknown" or "not_sent" })
+      if not refused and (final.code < 200 or final.code >= 300) then refused = final end
+    end
+    self:_expect(refused or final, "BDAT", 250, 259, { outcome = "not_sent" })
+  else
+    if not data_reply then
+      data_reply = self:_command("DATA", "data_init")
+    end
+    if data_reply.code ~= 354 then
+      if data_reply.code >= 400 and data_reply.code < 600 then self:_abandon(nil) end
+      self:_expect(data_reply, "DATA", 354, 354, { outcome = "not_sent" })
+    end
+    self:_send_body(env.source, false, opts.progress, env.size)
+    final = self:_read("data_end", "DATA", { outcome = "unknown" })
+    self:_expect(final, "DATA", 250, 259, { outcome = "not_sent" })
+  end
+  report.reply = final_reply(final)
+  return report
+end
+
+return Client
