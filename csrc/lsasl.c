@@ -1,7 +1,8 @@
 /* Binding of the libgsasl sessions: smtp.core.sasl_client(mech, props), the
  * test-only smtp.core.sasl_server(mech, props), the 'smtp.core.Sasl'
- * userdata (step, finish) and sasl_mechanisms, sasl_supports,
- * sasl_b64encode, sasl_b64decode. Bytes in and out; RFC 4954 is Lua's. */
+ * userdata (step, finish, done) and sasl_mechanisms, sasl_supports,
+ * sasl_property_known, sasl_b64encode, sasl_b64decode. Bytes in and
+ * out; the RFC 4954 framing is the Lua layer's. */
 #include "lsmtp.h"
 #include "sasl.h"
 #include "err.h"
@@ -163,6 +164,13 @@ static int lsasl_mechanisms(lua_State *L)
     return 1;
 }
 
+/* sasl_property_known(name) -> whether sasl_client accepts that property */
+static int lsasl_property_known(lua_State *L)
+{
+    lua_pushboolean(L, smtp_sasl_property_known(luaL_checkstring(L, 1)));
+    return 1;
+}
+
 static int lsasl_supports(lua_State *L)
 {
     lua_pushboolean(L, smtp_sasl_supports(luaL_checkstring(L, 1)));
@@ -222,6 +230,7 @@ static const luaL_Reg lsasl_functions[] = {
     {"sasl_server", lsasl_server},
     {"sasl_mechanisms", lsasl_mechanisms},
     {"sasl_supports", lsasl_supports},
+    {"sasl_property_known", lsasl_property_known},
     {"sasl_b64encode", lsasl_b64encode},
     {"sasl_b64decode", lsasl_b64decode},
     {NULL, NULL}

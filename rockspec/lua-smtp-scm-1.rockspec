@@ -47,6 +47,7 @@ build = {
     ["smtp.client"] = "lua/smtp/client.lua",
     ["smtp.error"] = "lua/smtp/error.lua",
     ["smtp.extensions"] = "lua/smtp/extensions.lua",
+    ["smtp.sasl"] = "lua/smtp/sasl.lua",
     ["smtp.trace"] = "lua/smtp/trace.lua",
     ["smtp.transport.socket"] = "lua/smtp/transport/socket.lua",
   },
