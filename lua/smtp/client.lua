@@ -937,7 +937,8 @@ function Client:sendmail(msg, opts)
     self:_expect(refused or final, "BDAT", 250, 259, { outcome = "not_sent" })
   else
     if not data_reply then
-      data_reply = self:_command("DATA", "data_init")
+      self:_send_lines({ "DATA" }, "data_init")
+      data_reply = self:_read("data_init", "DATA", { outcome = "not_sent" })
     end
     if data_reply.code ~= 354 then
       if data_reply.code >= 400 and data_reply.code < 600 then self:_abandon(nil) end
