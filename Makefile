@@ -47,7 +47,7 @@ $(MODULE): $(OBJS)
 deps:
 	sh tools/install-deps.sh
 
-test: all
+test: deps all
 	$(TEST_ENV) $(BUSTED) --run=all
 
 test-unit: all
@@ -64,7 +64,7 @@ lint:
 	$(MAKE) -s clean-obj && $(MAKE) -s CC=gcc BUILD=build/lint-gcc all
 	$(MAKE) -s CC=clang BUILD=build/lint-clang all
 
-demo: all
+demo: deps all
 	sh tools/demo.sh
 
 install:
