@@ -78,3 +78,7 @@ clean-obj:
 
 clean:
 	rm -rf $(BUILD)
+
+# Further targets (sanitizers, fuzzing, benchmarks, other Lua versions)
+# live in mk/*.mk, one file per concern.
+-include $(sort $(wildcard mk/*.mk))
