@@ -253,6 +253,26 @@ static int step_failure(struct smtp_sasl *s, int code, const char *what)
     return code;
 }
 
+/* RFC 5802 section 7: server-first is "r=...,s=...,i=<count>[,ext]".
+ * Checks only the bound; libgsasl does the real parsing. */
+static int scram_iter_ok(const char *in, size_t len)
+{
+    size_t i = 0;
+    while (i + 2 <= len) {
+        if ((i == 0 || in[i - 1] == ',') && in[i] == 'i' && in[i + 1] == '=') {
+            unsigned long n = 0;
+            size_t j;
+            for (j = i + 2; j < len && in[j] >= '0' && in[j] <= '9'; j++) {
+                n = n * 10 + (unsigned long)(in[j] - '0');
+                if (n > SMTP_SASL_MAX_SCRAM_ITER)
+                    return 0;
+            }
+        }
+        i++;
+    }
+    return 1;
+}
+
 int smtp_sasl_step(struct smtp_sasl *s, const char *in, size_t inlen,
                    char **out, size_t *outlen, int *done)
 {
@@ -280,6 +300,10 @@ int smtp_sasl_step(struct smtp_sasl *s, const char *in, size_t inlen,
         snprintf(what, sizeof what, "server reported error '%.*s'", n, in + 2);
         return step_failure(s, SMTP_ESASL, what);
     }
+    if (s->scram && s->role == SMTP_SASL_CLIENT && s->steps == 1
+        && !scram_iter_ok(in, inlen))
+        return step_failure(s, SMTP_EPROTO,
+                            "server-first asks for too many iterations");
     rc = gsasl_step(s->gs, inlen > 0 ? in : NULL, inlen, &o, &olen);
     s->steps++;
     s->gsasl_rc = rc;

@@ -11,6 +11,11 @@
  * SMTP reply line is capped at 64 KiB anyway (SPEC 7). */
 #define SMTP_SASL_MAX_CHALLENGE 65536
 
+/* A SCRAM server picks the PBKDF2 iteration count; a hostile one could ask
+ * for billions and stall the client. 1e6 is above any sane setting (RFC
+ * 7677 asks for at least 4096; Dovecot uses 4096). */
+#define SMTP_SASL_MAX_SCRAM_ITER 1000000UL
+
 enum smtp_sasl_role {
     SMTP_SASL_CLOSED = 0,
     SMTP_SASL_CLIENT = 1,

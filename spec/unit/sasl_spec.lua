@@ -187,6 +187,47 @@ describe("smtp.core SASL", function()
       assert.matches("SCRAM%-SHA%-1: ", msg)
     end)
   end)
+  describe("hostile challenges (bounded, seeded)", function()
+    local mechs = { "CRAM-MD5", "DIGEST-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256", "LOGIN" }
+    local seeds = {
+      ["DIGEST-MD5"] = 'realm="r", nonce="abc", qop="auth", charset=utf-8, algorithm=md5-sess',
+      ["SCRAM-SHA-1"] = "r=NONCE,s=QSXCR+Q6sek8bf92,i=4096",
+      ["SCRAM-SHA-256"] = "r=NONCE,s=QSXCR+Q6sek8bf92,i=1",
+      ["CRAM-MD5"] = "<1.2@mx>", LOGIN = "Username:",
+    }
+    it("never crash and fail with 'protocol' or 'authentication'", function()
+      math.randomseed(4)
+      for _, mech in ipairs(mechs) do
+        for _ = 1, 60 do
+          local c = assert(core.sasl_client(mech, {
+            authid = "a", password = "p", service = "smtp", hostname = "h" }))
+          local first = c:step()
+          local seed = seeds[mech]
+          if mech:find("^SCRAM") then
+            seed = seed:gsub("NONCE", (first:match("r=([^,]+)")) .. "xyz")
+          end
+          local bytes = { seed:byte(1, -1) }
+          for _ = 1, math.random(1, 4) do
+            local i = math.random(1, #bytes + 1)
+            local op = math.random(3)
+            if op == 1 then bytes[i] = math.random(0, 255)
+            elseif op == 2 then table.remove(bytes, math.min(i, #bytes))
+            else table.insert(bytes, i, math.random(0, 255)) end
+          end
+          local chal = string.char(table.unpack(bytes))
+          for _ = 1, 3 do
+            local r, kind = c:step(chal)
+            if r == nil then
+              assert.is_true(kind == "protocol" or kind == "authentication", kind)
+              break
+            end
+            chal = "v=" .. chal
+          end
+          c:finish()
+        end
+      end
+    end)
+  end)
 end)
 
 describe("smtp.sasl sessions", function()
@@ -258,6 +299,17 @@ describe("smtp.sasl sessions", function()
     assert.is_false(ok)
     assert.equal("authentication", err.kind)
     assert.matches("nonce", err.message)
+  end)
+
+  it("a huge SCRAM iteration count is refused before any hashing", function()
+    local s = session("SCRAM-SHA-256")
+    local nonce = (s:step(nil)):match("r=([^,]+)")
+    local t0 = os.clock()
+    local ok, err = pcall(s.step, s, "r=" .. nonce .. "x,s=QSXCR+Q6sek8bf92,i=4000000000")
+    assert.is_false(ok)
+    assert.equal("protocol", err.cause)
+    assert.matches("iterations", err.message)
+    assert.is_true(os.clock() - t0 < 1)
   end)
 
   it("malformed server data is an authentication error with cause 'protocol'", function()
