@@ -335,6 +335,10 @@ function sasl.session(mech, opts, info)
     if type(opts.password) ~= "string" then usage(mech .. " needs a password") end
   end
   local props = collect_params(mech, opts.sasl_params, core.sasl_property_known)
+  if mech == "DIGEST-MD5" and not (props.hostname or info.hostname) then
+    -- RFC 2831 2.1.2: the digest-uri names the server host.
+    usage("DIGEST-MD5 needs the server host name (info.hostname)")
+  end
   props.authid = opts.user
   props.authzid = opts.authz
   props.password = opts.password

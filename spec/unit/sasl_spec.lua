@@ -329,6 +329,7 @@ describe("smtp.sasl sessions", function()
       { "XOAUTH2", { token = "t" }, "needs a user" },
       { "OAUTHBEARER", {}, "needs a token" },
       { "NO-SUCH", {}, "not supported" },
+      { "DIGEST-MD5", { user = "a", password = "p" }, "host name" },
     } do
       local ok, err = pcall(sasl.session, case[1], case[2], {})
       assert.is_false(ok, case[1])
