@@ -1,11 +1,12 @@
 /* 'smtp.core.Conn': a connected socket with a deadline. It moves bytes,
  * reads whole replies through a ReplyParser, and encodes DATA straight into
  * its write buffer. TLS (tls.c) plugs in at conn_sendv/conn_recv, the only
- * two places that touch the socket. Any failure closes the connection:
+ * two places that touch the socket, after conn:starttls(). Any failure closes the connection:
  * half a reply is never left behind on an open socket (DESIGN D). */
 #include "lsmtp.h"
 #include "lreply.h"
 #include "ldotstuff.h"
+#include "ltls.h"
 #include "net.h"
 #include "err.h"
 #include "deadline.h"
@@ -21,6 +22,7 @@ struct lconn {
     int fd;             /* -1 once closed: the zero state */
     int64_t deadline;   /* absolute, ms on the monotonic clock; 0 = none */
     char *wbuf;         /* scratch for send_data, grown on demand */
+    struct smtp_tls *tls;   /* NULL until starttls succeeds */
     size_t wcap;
     char err[256];
 };
@@ -38,9 +40,14 @@ static struct lconn *check_open_conn(lua_State *L)
     return c;
 }
 
-static void conn_close(struct lconn *c)
+/* 'notify' sends TLS close_notify first; never after a failure, when the
+ * peer may be hostile or the stream out of sync. */
+static void conn_close(struct lconn *c, int notify)
 {
     int fd = c->fd;
+    struct smtp_tls *tls = c->tls;
+    c->tls = NULL;
+    smtp_tls_free(tls, notify && fd >= 0);
     c->fd = -1;
     if (fd >= 0)
         close(fd);
@@ -52,17 +59,21 @@ static void conn_close(struct lconn *c)
 /* Returns the failure triple and closes: the stream is out of sync. */
 static int conn_fail(lua_State *L, struct lconn *c, int rc, const char *msg)
 {
-    conn_close(c);
+    conn_close(c, 0);
     return smtp_push_failure(L, rc, msg);
 }
 
 static int conn_sendv(struct lconn *c, struct iovec *iov, int n)
 {
+    if (c->tls != NULL)
+        return smtp_tls_sendv(c->tls, iov, n, c->deadline, c->err, sizeof c->err);
     return smtp_net_sendv(c->fd, iov, n, c->deadline, c->err, sizeof c->err);
 }
 
 static int conn_recv(struct lconn *c, char *buf, size_t cap, size_t *got)
 {
+    if (c->tls != NULL)
+        return smtp_tls_recv(c->tls, buf, cap, got, c->deadline, c->err, sizeof c->err);
     return smtp_net_recv(c->fd, buf, cap, got, c->deadline, c->err, sizeof c->err);
 }
 
@@ -225,8 +236,35 @@ static int lconn_send_data(lua_State *L)
 
 static int lconn_close(lua_State *L)
 {
-    conn_close(check_conn(L));
+    conn_close(check_conn(L), 1);
     return 0;
+}
+
+/* starttls(config [, peer_name]) -> true | nil, kind, msg. The handshake
+ * runs under the connection's deadline; any failure closes. Also used
+ * right after connect for implicit TLS (RFC 8314). */
+static int lconn_starttls(lua_State *L)
+{
+    struct lconn *c = check_open_conn(L);
+    int rc;
+    if (c->tls != NULL)
+        return luaL_error(L, "TLS is already active on this connection");
+    rc = ltls_start(L, 1, 2, 3, c->fd, c->deadline, &c->tls, c->err, sizeof c->err);
+    if (rc != SMTP_OK)
+        return conn_fail(L, c, rc, c->err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* tls_info() -> {version=, cipher=, peer_subject=, peer_verified=} | nil */
+static int lconn_tls_info(lua_State *L)
+{
+    struct lconn *c = check_conn(L);
+    if (c->tls == NULL)
+        lua_pushnil(L);
+    else
+        ltls_push_info(L, c->tls);
+    return 1;
 }
 
 static int lconn_is_closed(lua_State *L)
@@ -257,6 +295,8 @@ static const luaL_Reg lconn_methods[] = {
     {"receive_some", lconn_receive_some},
     {"read_reply", lconn_read_reply},
     {"send_data", lconn_send_data},
+    {"starttls", lconn_starttls},
+    {"tls_info", lconn_tls_info},
     {"close", lconn_close},
     {"is_closed", lconn_is_closed},
     {"fileno", lconn_fileno},

@@ -1,0 +1,238 @@
+/* Binding of tls.c: smtp.core.tls_config(opts) and the immutable
+ * 'smtp.core.TlsConfig' userdata (SPEC 3), plus the helpers lconn.c uses
+ * for conn:starttls() and conn:tls_info(). Option checking lives here;
+ * the TLS work is in tls.c. */
+#include "ltls.h"
+#include "lsmtp.h"
+#include "err.h"
+
+#include <string.h>
+
+struct ltls_config {
+    struct smtp_tls_config *cfg;    /* NULL once closed: the zero state */
+};
+
+static struct ltls_config *check_config(lua_State *L, int idx)
+{
+    return luaL_checkudata(L, idx, SMTP_TLS_CONFIG_MT);
+}
+
+static const char *const option_names[] = {
+    "verify", "ca_file", "ca_path", "ca_pem", "cert_file", "key_file",
+    "cert_pem", "key_pem", "key_password", "min_version", "server_name", NULL
+};
+
+/* Reads opts[name] as a string (with its length) or NULL when absent;
+ * *bad is set when the value has another type. */
+static const char *opt_string(lua_State *L, const char *name, size_t *len, int *bad)
+{
+    const char *s = NULL;
+    lua_getfield(L, 1, name);
+    if (lua_type(L, -1) == LUA_TSTRING)
+        s = lua_tolstring(L, -1, len);   /* the opts table keeps it alive */
+    else if (!lua_isnil(L, -1))
+        *bad = 1;
+    lua_pop(L, 1);
+    return s;
+}
+
+static int usage(lua_State *L, const char *fmt, const char *what)
+{
+    lua_pushnil(L);
+    lua_pushliteral(L, "usage");
+    lua_pushfstring(L, fmt, what);
+    return 3;
+}
+
+/* Fills o from the table at index 1; returns 0 or pushes a usage failure
+ * and returns its count. */
+static int read_options(lua_State *L, struct smtp_tls_options *o)
+{
+    static const char *const strings[] = {
+        "ca_file", "ca_path", "ca_pem", "cert_file", "key_file", "cert_pem",
+        "key_pem", "key_password", "server_name", NULL
+    };
+    const char **slots[9];
+    size_t *lens[9], dummy;
+    const char *const *name;
+    int i;
+
+    memset(o, 0, sizeof *o);
+    o->min_version = 2;
+    /* Unknown keys are refused: a typo like 'verfy' must not silently
+     * leave verification at a default the user did not mean. */
+    lua_pushnil(L);
+    while (lua_next(L, 1) != 0) {
+        int known = 0;
+        lua_pop(L, 1);
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            for (name = option_names; *name != NULL; name++)
+                if (strcmp(*name, lua_tostring(L, -1)) == 0)
+                    known = 1;
+        }
+        if (!known)
+            return usage(L, "unknown TLS option '%s'", luaL_tolstring(L, -1, NULL));
+    }
+
+    slots[0] = &o->ca_file;      lens[0] = &dummy;
+    slots[1] = &o->ca_path;      lens[1] = &dummy;
+    slots[2] = &o->ca_pem;       lens[2] = &o->ca_pem_len;
+    slots[3] = &o->cert_file;    lens[3] = &dummy;
+    slots[4] = &o->key_file;     lens[4] = &dummy;
+    slots[5] = &o->cert_pem;     lens[5] = &o->cert_pem_len;
+    slots[6] = &o->key_pem;      lens[6] = &o->key_pem_len;
+    slots[7] = &o->key_password; lens[7] = &dummy;
+    slots[8] = &o->server_name;  lens[8] = &dummy;
+    for (i = 0; strings[i] != NULL; i++) {
+        int bad = 0;
+        size_t len = 0;
+        const char *s = opt_string(L, strings[i], &len, &bad);
+        if (bad)
+            return usage(L, "TLS option '%s' must be a string", strings[i]);
+        /* Paths, passwords and names end at NUL in C: refuse one inside. */
+        if (s != NULL && lens[i] == &dummy && strlen(s) != len)
+            return usage(L, "TLS option '%s' contains a NUL byte", strings[i]);
+        *slots[i] = s;
+        *lens[i] = len;
+    }
+
+    lua_getfield(L, 1, "verify");
+    if (lua_isnil(L, -1) || (lua_type(L, -1) == LUA_TBOOLEAN && lua_toboolean(L, -1)))
+        o->verify = SMTP_TLS_VERIFY_PEER;
+    else if (lua_type(L, -1) == LUA_TBOOLEAN)
+        o->verify = SMTP_TLS_VERIFY_NONE;
+    else if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "peer") == 0)
+        o->verify = SMTP_TLS_VERIFY_PEER;
+    else if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "none") == 0)
+        o->verify = SMTP_TLS_VERIFY_NONE;
+    else
+        return usage(L, "TLS option 'verify' must be \"peer\" or \"none\", got %s",
+                     luaL_tolstring(L, -1, NULL));
+    lua_pop(L, 1);
+
+    lua_getfield(L, 1, "min_version");
+    if (!lua_isnil(L, -1)) {
+        const char *v = lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER
+                        ? lua_tostring(L, -1) : NULL;
+        if (v == NULL || strlen(v) != 3 || v[0] != '1' || v[1] != '.' || v[2] < '0' || v[2] > '3')
+            return usage(L, "TLS option 'min_version' must be \"1.0\", \"1.1\", \"1.2\" or "
+                         "\"1.3\", got %s", luaL_tolstring(L, -1, NULL));
+        o->min_version = v[2] - '0';
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
+/* tls_config([opts]) -> TlsConfig | nil, kind, message */
+static int ltls_config(lua_State *L)
+{
+    struct smtp_tls_options o;
+    struct ltls_config *u;
+    char err[512];
+    int n, rc;
+    if (lua_isnoneornil(L, 1)) {
+        lua_settop(L, 0);
+        lua_newtable(L);
+    }
+    luaL_checktype(L, 1, LUA_TTABLE);
+    n = read_options(L, &o);
+    if (n != 0)
+        return n;
+    u = lua_newuserdatauv(L, sizeof *u, 0);
+    u->cfg = NULL;
+    luaL_setmetatable(L, SMTP_TLS_CONFIG_MT);
+    err[0] = '\0';
+    rc = smtp_tls_config_new(&u->cfg, &o, err, sizeof err);
+    if (rc != SMTP_OK)
+        return smtp_push_failure(L, rc, err[0] ? err : NULL);
+    return 1;
+}
+
+static struct smtp_tls_config *check_open_config(lua_State *L, int idx)
+{
+    struct ltls_config *u = check_config(L, idx);
+    if (u->cfg == NULL)
+        luaL_argerror(L, idx, "TLS config is closed");
+    return u->cfg;
+}
+
+static int ltls_verify_mode(lua_State *L)
+{
+    struct smtp_tls_config *cfg = check_open_config(L, 1);
+    lua_pushstring(L, smtp_tls_config_verify(cfg) == SMTP_TLS_VERIFY_PEER ? "peer" : "none");
+    return 1;
+}
+
+static int ltls_server_name(lua_State *L)
+{
+    const char *name = smtp_tls_config_server_name(check_open_config(L, 1));
+    if (name == NULL)
+        lua_pushnil(L);
+    else
+        lua_pushstring(L, name);
+    return 1;
+}
+
+/* __gc and __close: drops the Lua reference; sessions still using the
+ * config hold their own. */
+static int ltls_close(lua_State *L)
+{
+    struct ltls_config *u = check_config(L, 1);
+    struct smtp_tls_config *cfg = u->cfg;
+    u->cfg = NULL;
+    smtp_tls_config_unref(cfg);
+    return 0;
+}
+
+static int ltls_tostring(lua_State *L)
+{
+    struct ltls_config *u = check_config(L, 1);
+    if (u->cfg == NULL)
+        lua_pushfstring(L, "%s (closed)", SMTP_TLS_CONFIG_MT);
+    else
+        lua_pushfstring(L, "%s (verify %s)", SMTP_TLS_CONFIG_MT,
+                        smtp_tls_config_verify(u->cfg) == SMTP_TLS_VERIFY_PEER ? "peer" : "none");
+    return 1;
+}
+
+int ltls_start(lua_State *L, int conn_idx, int cfg_idx, int name_idx, int fd,
+               int64_t deadline, struct smtp_tls **out, char *err, size_t errlen)
+{
+    struct smtp_tls_config *cfg = check_open_config(L, cfg_idx);
+    const char *name = luaL_optstring(L, name_idx, NULL);
+    conn_idx = lua_absindex(L, conn_idx);
+    lua_pushvalue(L, cfg_idx);
+    lua_setiuservalue(L, conn_idx, 1);
+    return smtp_tls_start(out, cfg, fd, name, deadline, err, errlen);
+}
+
+void ltls_push_info(lua_State *L, const struct smtp_tls *s)
+{
+    struct smtp_tls_info info;
+    smtp_tls_get_info(s, &info);
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, info.version);
+    lua_setfield(L, -2, "version");
+    lua_pushstring(L, info.cipher);
+    lua_setfield(L, -2, "cipher");
+    lua_pushstring(L, info.peer_subject);
+    lua_setfield(L, -2, "peer_subject");
+    lua_pushboolean(L, info.peer_verified);
+    lua_setfield(L, -2, "peer_verified");
+}
+
+static const luaL_Reg ltls_methods[] = {
+    {"verify_mode", ltls_verify_mode},
+    {"server_name", ltls_server_name},
+    {"__gc", ltls_close},
+    {"__close", ltls_close},
+    {"__tostring", ltls_tostring},
+    {NULL, NULL}
+};
+
+void ltls_open(lua_State *L)
+{
+    smtp_new_class(L, SMTP_TLS_CONFIG_MT, ltls_methods);
+    lua_pushcfunction(L, ltls_config);
+    lua_setfield(L, -2, "tls_config");
+}

@@ -1,0 +1,1007 @@
+/* mbedTLS client sessions over net.c sockets: config building (trust
+ * anchors found at run time, client certificate, RNG seeded once), the
+ * handshake and records bounded by the caller's deadline, and certificate
+ * checks with messages a user understands. Host names follow RFC 6125 6.4
+ * (wildcard only as the whole leftmost label) and IP literals are matched
+ * against iPAddress SANs here, because mbedTLS 2.28 does not. */
+#include "tls.h"
+#include "net.h"
+#include "err.h"
+#include "deadline.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <mbedtls/version.h>
+#include <mbedtls/asn1.h>
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/error.h>
+#include <mbedtls/net_sockets.h>
+#include <mbedtls/oid.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/x509_crt.h>
+
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0
+#endif
+
+/* ---- mbedTLS 2.28 / 3.x differences, all in this one block ---------- */
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+#if defined(MBEDTLS_PSA_CRYPTO_C)
+#include <psa/crypto.h>
+#define tls_psa_init() (psa_crypto_init() == PSA_SUCCESS ? 0 : -1)
+#else
+#define tls_psa_init() 0
+#endif
+#define tls_pk_parse_key(pk, buf, len, pw, pwlen, rng) \
+    mbedtls_pk_parse_key((pk), (buf), (len), (pw), (pwlen), mbedtls_ctr_drbg_random, (rng))
+#define tls_pk_parse_keyfile(pk, path, pw, rng) \
+    mbedtls_pk_parse_keyfile((pk), (path), (pw), mbedtls_ctr_drbg_random, (rng))
+#define tls_pk_check_pair(pub, prv, rng) \
+    mbedtls_pk_check_pair((pub), (prv), mbedtls_ctr_drbg_random, (rng))
+/* TLS 1.0 and 1.1 are gone from 3.x; 1.3 exists where it is compiled in. */
+static int tls_set_min_version(mbedtls_ssl_config *conf, int minor)
+{
+#if MBEDTLS_VERSION_NUMBER >= 0x03020000
+    if (minor == 2) {
+        mbedtls_ssl_conf_min_tls_version(conf, MBEDTLS_SSL_VERSION_TLS1_2);
+        return 0;
+    }
+#if defined(MBEDTLS_SSL_PROTO_TLS1_3)
+    if (minor == 3) {
+        mbedtls_ssl_conf_min_tls_version(conf, MBEDTLS_SSL_VERSION_TLS1_3);
+        return 0;
+    }
+#endif
+#else
+    if (minor == 2) {
+        mbedtls_ssl_conf_min_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3,
+                                     MBEDTLS_SSL_MINOR_VERSION_3);
+        return 0;
+    }
+#endif
+    (void)conf;
+    return -1;
+}
+#else /* mbedTLS 2.x */
+#define tls_psa_init() 0
+#define tls_pk_parse_key(pk, buf, len, pw, pwlen, rng) \
+    ((void)(rng), mbedtls_pk_parse_key((pk), (buf), (len), (pw), (pwlen)))
+#define tls_pk_parse_keyfile(pk, path, pw, rng) \
+    ((void)(rng), mbedtls_pk_parse_keyfile((pk), (path), (pw)))
+#define tls_pk_check_pair(pub, prv, rng) \
+    ((void)(rng), mbedtls_pk_check_pair((pub), (prv)))
+/* 2.x numbers TLS 1.0 as minor 1, so TLS 1.x is minor x + 1; 2.x has no
+ * production TLS 1.3. */
+static int tls_set_min_version(mbedtls_ssl_config *conf, int minor)
+{
+    switch (minor) {
+#if defined(MBEDTLS_SSL_PROTO_TLS1)
+    case 0:
+#endif
+#if defined(MBEDTLS_SSL_PROTO_TLS1_1)
+    case 1:
+#endif
+    case 2:
+        mbedtls_ssl_conf_min_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3, minor + 1);
+        return 0;
+    default:
+        return -1;
+    }
+}
+#endif
+/* ---------------------------------------------------------------------- */
+
+/* Largest TLS record payload: gathering writes into this many bytes makes
+ * every full record 16 KiB (RFC 8446 5.1, RFC 5246 6.2.1). */
+#define TLS_RECORD_MAX 16384
+
+struct smtp_tls_config {
+    int refs;
+    int verify;
+    char *server_name;
+    mbedtls_entropy_context entropy;
+    mbedtls_ctr_drbg_context drbg;
+    mbedtls_x509_crt ca;
+    mbedtls_x509_crt cert;
+    mbedtls_pk_context key;
+    mbedtls_ssl_config conf;
+};
+
+struct smtp_tls {
+    mbedtls_ssl_context ssl;
+    struct smtp_tls_config *cfg;
+    int fd;
+    int bio_errno;          /* errno of the last failed send/recv */
+    int established;
+    int verified;
+    char name[256];         /* peer name being verified, "" for none */
+    unsigned char ip[16];   /* the name as an address when it is a literal */
+    size_t iplen;           /* 4 or 16; 0 for a DNS name */
+    uint32_t vflags;        /* verification flags seen in the callback */
+    char cert_names[256];   /* the leaf's names, for mismatch messages */
+    unsigned char wbuf[TLS_RECORD_MAX];
+};
+
+static void tls_strerror(int ret, char *buf, size_t len)
+{
+#if defined(MBEDTLS_ERROR_C)
+    mbedtls_strerror(ret, buf, len);
+#else
+    snprintf(buf, len, "mbedTLS error -0x%04x", (unsigned)-ret);
+#endif
+}
+
+/* ---- configuration ---------------------------------------------------- */
+
+static void config_free(struct smtp_tls_config *cfg)
+{
+    mbedtls_ssl_config_free(&cfg->conf);
+    mbedtls_pk_free(&cfg->key);
+    mbedtls_x509_crt_free(&cfg->cert);
+    mbedtls_x509_crt_free(&cfg->ca);
+    mbedtls_ctr_drbg_free(&cfg->drbg);
+    mbedtls_entropy_free(&cfg->entropy);
+    free(cfg->server_name);
+    free(cfg);
+}
+
+void smtp_tls_config_ref(struct smtp_tls_config *cfg)
+{
+    cfg->refs++;
+}
+
+void smtp_tls_config_unref(struct smtp_tls_config *cfg)
+{
+    if (cfg != NULL && --cfg->refs == 0)
+        config_free(cfg);
+}
+
+int smtp_tls_config_verify(const struct smtp_tls_config *cfg)
+{
+    return cfg->verify;
+}
+
+const char *smtp_tls_config_server_name(const struct smtp_tls_config *cfg)
+{
+    return cfg->server_name;
+}
+
+/* mbedTLS wants PEM text NUL-terminated with the NUL counted; DER as is. */
+static unsigned char *blob_copy(const char *data, size_t len, size_t *outlen)
+{
+    unsigned char *b = malloc(len + 1);
+    if (b == NULL)
+        return NULL;
+    memcpy(b, data, len);
+    b[len] = '\0';
+    *outlen = (len > 0 && memchr(data, '\0', len) == NULL
+               && strstr((const char *)b, "-----BEGIN") != NULL) ? len + 1 : len;
+    return b;
+}
+
+/* Files tried when no CA is given: the OpenSSL variables first, then the
+ * bundles of the common distributions and BSDs. */
+static const char *const default_ca_files[] = {
+    "/etc/ssl/certs/ca-certificates.crt",   /* Debian, Ubuntu, Arch, Alpine */
+    "/etc/pki/tls/certs/ca-bundle.crt",     /* Fedora, RHEL */
+    "/etc/ssl/ca-bundle.pem",               /* openSUSE */
+    "/etc/ssl/cert.pem",                    /* macOS, BSDs */
+    NULL
+};
+
+static int load_default_ca(struct smtp_tls_config *cfg)
+{
+    const char *env_file = getenv("SSL_CERT_FILE"), *env_dir = getenv("SSL_CERT_DIR");
+    const char *const *f;
+    if (env_file != NULL && access(env_file, R_OK) == 0
+        && mbedtls_x509_crt_parse_file(&cfg->ca, env_file) >= 0 && cfg->ca.version != 0)
+        return 0;
+    if (env_dir != NULL && mbedtls_x509_crt_parse_path(&cfg->ca, env_dir) >= 0
+        && cfg->ca.version != 0)
+        return 0;
+    for (f = default_ca_files; *f != NULL; f++) {
+        /* A bundle may hold a few certificates mbedTLS cannot parse: a
+         * positive return counts them and the others are still loaded. */
+        if (access(*f, R_OK) == 0 && mbedtls_x509_crt_parse_file(&cfg->ca, *f) >= 0
+            && cfg->ca.version != 0)
+            return 0;
+    }
+    if (mbedtls_x509_crt_parse_path(&cfg->ca, "/etc/ssl/certs") >= 0 && cfg->ca.version != 0)
+        return 0;
+    return -1;
+}
+
+static int load_ca(struct smtp_tls_config *cfg, const struct smtp_tls_options *o,
+                   char *err, size_t errlen)
+{
+    char why[128];
+    int ret;
+    if (o->ca_file == NULL && o->ca_path == NULL && o->ca_pem == NULL) {
+        if (o->verify != SMTP_TLS_VERIFY_PEER)
+            return SMTP_OK;
+        if (load_default_ca(cfg) != 0) {
+            snprintf(err, errlen, "no system CA certificates found (tried SSL_CERT_FILE, "
+                     "/etc/ssl/certs/ca-certificates.crt and others); give ca_file or ca_path");
+            return SMTP_ETLS;
+        }
+        return SMTP_OK;
+    }
+    if (o->ca_file != NULL) {
+        ret = mbedtls_x509_crt_parse_file(&cfg->ca, o->ca_file);
+        if (ret < 0) {
+            tls_strerror(ret, why, sizeof why);
+            snprintf(err, errlen, "cannot load ca_file %s: %s", o->ca_file, why);
+            return SMTP_ETLS;
+        }
+    }
+    if (o->ca_path != NULL) {
+        ret = mbedtls_x509_crt_parse_path(&cfg->ca, o->ca_path);
+        if (ret < 0) {
+            tls_strerror(ret, why, sizeof why);
+            snprintf(err, errlen, "cannot load ca_path %s: %s", o->ca_path, why);
+            return SMTP_ETLS;
+        }
+    }
+    if (o->ca_pem != NULL) {
+        size_t n;
+        unsigned char *b = blob_copy(o->ca_pem, o->ca_pem_len, &n);
+        if (b == NULL)
+            return SMTP_ENOMEM;
+        ret = mbedtls_x509_crt_parse(&cfg->ca, b, n);
+        free(b);
+        if (ret < 0) {
+            tls_strerror(ret, why, sizeof why);
+            snprintf(err, errlen, "cannot parse ca_pem: %s", why);
+            return SMTP_ETLS;
+        }
+    }
+    if (cfg->ca.version == 0) {
+        snprintf(err, errlen, "no usable CA certificate in ca_file/ca_path/ca_pem");
+        return SMTP_ETLS;
+    }
+    return SMTP_OK;
+}
+
+static int load_client_cert(struct smtp_tls_config *cfg, const struct smtp_tls_options *o,
+                            char *err, size_t errlen)
+{
+    const char *pw = o->key_password;
+    char why[128];
+    int ret;
+    if (o->cert_file != NULL) {
+        ret = mbedtls_x509_crt_parse_file(&cfg->cert, o->cert_file);
+    } else {
+        size_t n;
+        unsigned char *b = blob_copy(o->cert_pem, o->cert_pem_len, &n);
+        if (b == NULL)
+            return SMTP_ENOMEM;
+        ret = mbedtls_x509_crt_parse(&cfg->cert, b, n);
+        free(b);
+    }
+    if (ret != 0) {
+        tls_strerror(ret, why, sizeof why);
+        snprintf(err, errlen, "cannot load client certificate%s%s: %s",
+                 o->cert_file ? " " : "", o->cert_file ? o->cert_file : "", why);
+        return SMTP_ETLS;
+    }
+    if (o->key_file != NULL) {
+        ret = tls_pk_parse_keyfile(&cfg->key, o->key_file, pw, &cfg->drbg);
+    } else {
+        size_t n;
+        unsigned char *b = blob_copy(o->key_pem, o->key_pem_len, &n);
+        if (b == NULL)
+            return SMTP_ENOMEM;
+        ret = tls_pk_parse_key(&cfg->key, b, n, (const unsigned char *)pw,
+                               pw ? strlen(pw) : 0, &cfg->drbg);
+        mbedtls_platform_zeroize(b, n);
+        free(b);
+    }
+    if (ret == MBEDTLS_ERR_PK_PASSWORD_REQUIRED) {
+        snprintf(err, errlen, "the client key is encrypted: key_password is required");
+        return SMTP_ETLS;
+    }
+    if (ret == MBEDTLS_ERR_PK_PASSWORD_MISMATCH) {
+        snprintf(err, errlen, "wrong key_password for the client key");
+        return SMTP_ETLS;
+    }
+    if (ret != 0) {
+        tls_strerror(ret, why, sizeof why);
+        snprintf(err, errlen, "cannot load client key%s%s: %s",
+                 o->key_file ? " " : "", o->key_file ? o->key_file : "", why);
+        return SMTP_ETLS;
+    }
+    if (tls_pk_check_pair(&cfg->cert.pk, &cfg->key, &cfg->drbg) != 0) {
+        snprintf(err, errlen, "the client certificate and key do not match");
+        return SMTP_ETLS;
+    }
+    ret = mbedtls_ssl_conf_own_cert(&cfg->conf, &cfg->cert, &cfg->key);
+    if (ret != 0) {
+        tls_strerror(ret, why, sizeof why);
+        snprintf(err, errlen, "cannot use the client certificate: %s", why);
+        return SMTP_ETLS;
+    }
+    return SMTP_OK;
+}
+
+/* AES-GCM first, then whatever else the library offers in its own order:
+ * GCM is the fastest AEAD on CPUs with AES instructions. */
+static int *gcm_first_suites(void)
+{
+    const int *all = mbedtls_ssl_list_ciphersuites();
+    size_t n = 0, k = 0, i;
+    int *list, pass;
+    while (all[n] != 0)
+        n++;
+    list = malloc((n + 1) * sizeof *list);
+    if (list == NULL)
+        return NULL;
+    for (pass = 0; pass < 2; pass++) {
+        for (i = 0; i < n; i++) {
+            const char *name = mbedtls_ssl_get_ciphersuite_name(all[i]);
+            int gcm = name != NULL && strstr(name, "-GCM-") != NULL;
+            if (gcm == (pass == 0))
+                list[k++] = all[i];
+        }
+    }
+    list[k] = 0;
+    return list;
+}
+
+/* Kept for the process's lifetime: mbedtls_ssl_conf_ciphersuites keeps the
+ * pointer, and the list is the same for every config. */
+static int *suite_list;
+
+int smtp_tls_config_new(struct smtp_tls_config **out, const struct smtp_tls_options *o,
+                        char *err, size_t errlen)
+{
+    static const char pers[] = "lua-smtp tls config";
+    struct smtp_tls_config *cfg;
+    char why[128];
+    int ret, rc;
+
+    *out = NULL;
+    if ((o->cert_file != NULL || o->cert_pem != NULL) != (o->key_file != NULL || o->key_pem != NULL)) {
+        snprintf(err, errlen, "a client certificate needs both cert_file/cert_pem and key_file/key_pem");
+        return SMTP_EUSAGE;
+    }
+    cfg = calloc(1, sizeof *cfg);
+    if (cfg == NULL)
+        return SMTP_ENOMEM;
+    cfg->refs = 1;
+    cfg->verify = o->verify;
+    mbedtls_entropy_init(&cfg->entropy);
+    mbedtls_ctr_drbg_init(&cfg->drbg);
+    mbedtls_x509_crt_init(&cfg->ca);
+    mbedtls_x509_crt_init(&cfg->cert);
+    mbedtls_pk_init(&cfg->key);
+    mbedtls_ssl_config_init(&cfg->conf);
+
+    if (tls_psa_init() != 0) {
+        snprintf(err, errlen, "cannot initialise PSA crypto");
+        rc = SMTP_ETLS;
+        goto fail;
+    }
+    ret = mbedtls_ctr_drbg_seed(&cfg->drbg, mbedtls_entropy_func, &cfg->entropy,
+                                (const unsigned char *)pers, sizeof pers - 1);
+    if (ret == 0)
+        ret = mbedtls_ssl_config_defaults(&cfg->conf, MBEDTLS_SSL_IS_CLIENT,
+                                          MBEDTLS_SSL_TRANSPORT_STREAM,
+                                          MBEDTLS_SSL_PRESET_DEFAULT);
+    if (ret != 0) {
+        tls_strerror(ret, why, sizeof why);
+        snprintf(err, errlen, "cannot set up TLS: %s", why);
+        rc = SMTP_ETLS;
+        goto fail;
+    }
+    mbedtls_ssl_conf_rng(&cfg->conf, mbedtls_ctr_drbg_random, &cfg->drbg);
+    if (tls_set_min_version(&cfg->conf, o->min_version) != 0) {
+        snprintf(err, errlen, "min_version 1.%d is not supported by this mbedTLS build (%s)",
+                 o->min_version, MBEDTLS_VERSION_STRING);
+        rc = SMTP_ETLS;
+        goto fail;
+    }
+    /* REQUIRED, never OPTIONAL: a bad chain or name aborts the handshake. */
+    mbedtls_ssl_conf_authmode(&cfg->conf, o->verify == SMTP_TLS_VERIFY_PEER
+                              ? MBEDTLS_SSL_VERIFY_REQUIRED : MBEDTLS_SSL_VERIFY_NONE);
+    if (suite_list == NULL)
+        suite_list = gcm_first_suites();
+    if (suite_list != NULL)
+        mbedtls_ssl_conf_ciphersuites(&cfg->conf, suite_list);
+
+    rc = load_ca(cfg, o, err, errlen);
+    if (rc != SMTP_OK)
+        goto fail;
+    if (cfg->ca.version != 0)
+        mbedtls_ssl_conf_ca_chain(&cfg->conf, &cfg->ca, NULL);
+    if (o->cert_file != NULL || o->cert_pem != NULL) {
+        rc = load_client_cert(cfg, o, err, errlen);
+        if (rc != SMTP_OK)
+            goto fail;
+    }
+    if (o->server_name != NULL) {
+        cfg->server_name = strdup(o->server_name);
+        if (cfg->server_name == NULL) {
+            rc = SMTP_ENOMEM;
+            goto fail;
+        }
+    }
+    *out = cfg;
+    return SMTP_OK;
+fail:
+    if (rc == SMTP_ENOMEM)
+        snprintf(err, errlen, "out of memory");
+    config_free(cfg);
+    return rc;
+}
+
+/* ---- host name and address matching (RFC 6125 6.4, RFC 7817 3) -------- */
+
+/* An IP literal, optionally in brackets; returns its length or 0. */
+static size_t parse_ip(const char *name, unsigned char ip[16])
+{
+    char tmp[64];
+    size_t len = strlen(name);
+    if (len >= 2 && name[0] == '[' && name[len - 1] == ']') {
+        if (len - 2 >= sizeof tmp)
+            return 0;
+        memcpy(tmp, name + 1, len - 2);
+        tmp[len - 2] = '\0';
+    } else {
+        if (len >= sizeof tmp)
+            return 0;
+        memcpy(tmp, name, len + 1);
+    }
+    if (inet_pton(AF_INET, tmp, ip) == 1)
+        return 4;
+    if (inet_pton(AF_INET6, tmp, ip) == 1)
+        return 16;
+    return 0;
+}
+
+/* Case-insensitive ASCII comparison of two byte ranges. */
+static int ieq(const char *a, const char *b, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++) {
+        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        if (x >= 'A' && x <= 'Z')
+            x = (unsigned char)(x - 'A' + 'a');
+        if (y >= 'A' && y <= 'Z')
+            y = (unsigned char)(y - 'A' + 'a');
+        if (x != y)
+            return 0;
+    }
+    return 1;
+}
+
+/* Does the certificate's DNS name 'pat' (plen bytes, may hold anything)
+ * cover 'host'? A wildcard is accepted only as the whole leftmost label,
+ * matches exactly one label, and needs at least two labels after it
+ * ("*.com" covers nothing). */
+static int dns_match(const char *pat, size_t plen, const char *host)
+{
+    size_t hlen = strlen(host);
+    if (plen > 0 && pat[plen - 1] == '.')
+        plen--;
+    if (plen == 0 || memchr(pat, '\0', plen) != NULL)
+        return 0;
+    if (plen >= 2 && pat[0] == '*' && pat[1] == '.') {
+        const char *rest = pat + 1, *hdot = strchr(host, '.');  /* ".example.org" */
+        size_t rlen = plen - 1;
+        if (memchr(rest + 1, '*', rlen - 1) != NULL || memchr(rest + 1, '.', rlen - 1) == NULL)
+            return 0;
+        if (hdot == NULL || hdot == host)
+            return 0;
+        return (size_t)(host + hlen - hdot) == rlen && ieq(hdot, rest, rlen);
+    }
+    if (memchr(pat, '*', plen) != NULL)
+        return 0;
+    return plen == hlen && ieq(pat, host, hlen);
+}
+
+/* GeneralName tags inside subjectAltName (RFC 5280 4.2.1.6). */
+#define SAN_DNS 0x82
+#define SAN_IP 0x87
+
+typedef void (*san_fn)(void *ud, int tag, const unsigned char *p, size_t len);
+
+/* Calls fn for each GeneralName of the subjectAltName extension. Returns 0
+ * when the certificate has that extension, -1 when it has none. Reads the
+ * raw DER because mbedTLS 2.28 drops iPAddress entries from its list. */
+static int walk_sans(const mbedtls_x509_crt *crt, san_fn fn, void *ud)
+{
+    static const unsigned char san_oid[] = { 0x55, 0x1d, 0x11 };  /* 2.5.29.17 */
+    unsigned char *p = crt->v3_ext.p, *end;
+    size_t len;
+    if (p == NULL || crt->v3_ext.len == 0)
+        return -1;
+    end = p + crt->v3_ext.len;
+    if (mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) != 0)
+        return -1;
+    end = p + len;
+    while (p < end) {
+        unsigned char *ext_end, *q, *qend;
+        int is_san, critical = 0;
+        if (mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) != 0)
+            return -1;
+        ext_end = p + len;
+        if (mbedtls_asn1_get_tag(&p, ext_end, &len, MBEDTLS_ASN1_OID) != 0)
+            return -1;
+        is_san = len == sizeof san_oid && memcmp(p, san_oid, len) == 0;
+        p += len;
+        if (p < ext_end && *p == MBEDTLS_ASN1_BOOLEAN
+            && mbedtls_asn1_get_bool(&p, ext_end, &critical) != 0)
+            return -1;
+        if (mbedtls_asn1_get_tag(&p, ext_end, &len, MBEDTLS_ASN1_OCTET_STRING) != 0)
+            return -1;
+        if (!is_san) {
+            p = ext_end;
+            continue;
+        }
+        q = p;
+        qend = p + len;
+        if (mbedtls_asn1_get_tag(&q, qend, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) != 0)
+            return -1;
+        qend = q + len;
+        while (q < qend) {
+            int tag = *q++;
+            if (mbedtls_asn1_get_len(&q, qend, &len) != 0)
+                return -1;
+            fn(ud, tag, q, len);
+            q += len;
+        }
+        return 0;
+    }
+    return -1;
+}
+
+struct name_check {
+    const struct smtp_tls *s;
+    int matched;
+    char *names;        /* comma-separated list for messages */
+    size_t cap;
+};
+
+static void add_name(struct name_check *nc, const char *p, size_t len)
+{
+    size_t used = strlen(nc->names), i;
+    if (used + len + 3 >= nc->cap) {
+        if (used + 4 < nc->cap && strcmp(nc->names + used - (used >= 3 ? 3 : used), "...") != 0)
+            memcpy(nc->names + used, "...", 4);
+        return;
+    }
+    if (used > 0) {
+        memcpy(nc->names + used, ", ", 2);
+        used += 2;
+    }
+    for (i = 0; i < len; i++)   /* the name is peer data: keep it printable */
+        nc->names[used++] = (p[i] >= 0x20 && p[i] < 0x7f) ? p[i] : '?';
+    nc->names[used] = '\0';
+}
+
+static void check_san(void *ud, int tag, const unsigned char *p, size_t len)
+{
+    struct name_check *nc = ud;
+    const struct smtp_tls *s = nc->s;
+    if (tag == SAN_DNS) {
+        add_name(nc, (const char *)p, len);
+        if (s->iplen == 0 && dns_match((const char *)p, len, s->name))
+            nc->matched = 1;
+    } else if (tag == SAN_IP && (len == 4 || len == 16)) {
+        char text[INET6_ADDRSTRLEN];
+        if (inet_ntop(len == 4 ? AF_INET : AF_INET6, p, text, sizeof text) != NULL)
+            add_name(nc, text, strlen(text));
+        if (s->iplen == len && memcmp(s->ip, p, len) == 0)
+            nc->matched = 1;
+    }
+}
+
+/* Matches the leaf against the peer name and records its names. Without a
+ * subjectAltName extension the subject CNs stand in for DNS names (RFC
+ * 6125 6.4.4); IP literals are only ever matched against iPAddress. */
+static int leaf_matches(struct smtp_tls *s, const mbedtls_x509_crt *crt)
+{
+    struct name_check nc;
+    nc.s = s;
+    nc.matched = 0;
+    nc.names = s->cert_names;
+    nc.cap = sizeof s->cert_names;
+    s->cert_names[0] = '\0';
+    if (walk_sans(crt, check_san, &nc) != 0) {
+        const mbedtls_x509_name *n;
+        for (n = &crt->subject; n != NULL; n = n->next) {
+            if (n->oid.p == NULL || MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &n->oid) != 0)
+                continue;
+            add_name(&nc, (const char *)n->val.p, n->val.len);
+            if (s->iplen == 0 && dns_match((const char *)n->val.p, n->val.len, s->name))
+                nc.matched = 1;
+        }
+    }
+    if (s->cert_names[0] == '\0')
+        snprintf(s->cert_names, sizeof s->cert_names, "no host name");
+    return nc.matched;
+}
+
+/* Runs inside mbedTLS for each certificate of the chain, root first. Pure
+ * C: it only adds our own name check to the leaf's flags, so a mismatch
+ * fails the handshake under MBEDTLS_SSL_VERIFY_REQUIRED. mbedTLS checks
+ * DNS names too (mbedtls_ssl_set_hostname); both must agree. */
+static int verify_cb(void *ud, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
+{
+    struct smtp_tls *s = ud;
+    if (depth == 0 && s->name[0] != '\0' && !leaf_matches(s, crt))
+        *flags |= MBEDTLS_X509_BADCERT_CN_MISMATCH;
+    s->vflags |= *flags;
+    return 0;
+}
+
+/* ---- socket callbacks (pure C, non-blocking) ---------------------------- */
+
+static int bio_send(void *ctx, const unsigned char *buf, size_t len)
+{
+    struct smtp_tls *s = ctx;
+    if (len > INT_MAX)
+        len = INT_MAX;
+    for (;;) {
+        ssize_t n = send(s->fd, buf, len, MSG_NOSIGNAL);
+        if (n >= 0)
+            return (int)n;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return MBEDTLS_ERR_SSL_WANT_WRITE;
+        s->bio_errno = errno;
+        return (errno == EPIPE || errno == ECONNRESET)
+               ? MBEDTLS_ERR_NET_CONN_RESET : MBEDTLS_ERR_NET_SEND_FAILED;
+    }
+}
+
+static int bio_recv(void *ctx, unsigned char *buf, size_t len)
+{
+    struct smtp_tls *s = ctx;
+    if (len > INT_MAX)
+        len = INT_MAX;
+    for (;;) {
+        ssize_t n = recv(s->fd, buf, len, 0);
+        if (n >= 0)
+            return (int)n;   /* 0: end of stream, mbedTLS reports CONN_EOF */
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return MBEDTLS_ERR_SSL_WANT_READ;
+        s->bio_errno = errno;
+        return errno == ECONNRESET ? MBEDTLS_ERR_NET_CONN_RESET : MBEDTLS_ERR_NET_RECV_FAILED;
+    }
+}
+
+static int is_want(int ret)
+{
+    return ret == MBEDTLS_ERR_SSL_WANT_READ || ret == MBEDTLS_ERR_SSL_WANT_WRITE;
+}
+
+static int wait_io(struct smtp_tls *s, int ret, int64_t deadline)
+{
+    return smtp_net_wait(s->fd, ret == MBEDTLS_ERR_SSL_WANT_WRITE ? POLLOUT : POLLIN, deadline);
+}
+
+/* ---- session ------------------------------------------------------------ */
+
+static void append(char *buf, size_t cap, const char *text)
+{
+    size_t used = strlen(buf);
+    if (used > 0 && used + 2 < cap) {
+        memcpy(buf + used, "; ", 3);
+        used += 2;
+    }
+    snprintf(buf + used, cap - used, "%s", text);
+}
+
+/* Turns verification flags into the sentence a user reads. */
+static void describe_flags(struct smtp_tls *s, uint32_t flags, char *err, size_t errlen)
+{
+    char part[640];
+    uint32_t known = MBEDTLS_X509_BADCERT_NOT_TRUSTED | MBEDTLS_X509_BADCERT_EXPIRED
+        | MBEDTLS_X509_BADCERT_FUTURE | MBEDTLS_X509_BADCERT_CN_MISMATCH
+        | MBEDTLS_X509_BADCERT_REVOKED | MBEDTLS_X509_BADCERT_MISSING
+        | MBEDTLS_X509_BADCERT_KEY_USAGE | MBEDTLS_X509_BADCERT_EXT_KEY_USAGE
+        | MBEDTLS_X509_BADCERT_NS_CERT_TYPE | MBEDTLS_X509_BADCERT_BAD_MD
+        | MBEDTLS_X509_BADCERT_BAD_PK | MBEDTLS_X509_BADCERT_BAD_KEY;
+    err[0] = '\0';
+    if (flags & MBEDTLS_X509_BADCERT_MISSING)
+        append(err, errlen, "the server sent no certificate");
+    if (flags & MBEDTLS_X509_BADCERT_NOT_TRUSTED)
+        append(err, errlen, "certificate not trusted (unknown CA)");
+    if (flags & MBEDTLS_X509_BADCERT_EXPIRED)
+        append(err, errlen, "certificate expired");
+    if (flags & MBEDTLS_X509_BADCERT_FUTURE)
+        append(err, errlen, "certificate not yet valid");
+    if (flags & MBEDTLS_X509_BADCERT_REVOKED)
+        append(err, errlen, "certificate revoked");
+    if (flags & MBEDTLS_X509_BADCERT_CN_MISMATCH) {
+        snprintf(part, sizeof part, "host name mismatch: expected %s, certificate is for %s",
+                 s->name, s->cert_names[0] ? s->cert_names : "another name");
+        append(err, errlen, part);
+    }
+    if (flags & (MBEDTLS_X509_BADCERT_KEY_USAGE | MBEDTLS_X509_BADCERT_EXT_KEY_USAGE
+                 | MBEDTLS_X509_BADCERT_NS_CERT_TYPE))
+        append(err, errlen, "certificate not meant for a TLS server (key usage)");
+    if (flags & (MBEDTLS_X509_BADCERT_BAD_MD | MBEDTLS_X509_BADCERT_BAD_PK
+                 | MBEDTLS_X509_BADCERT_BAD_KEY))
+        append(err, errlen, "certificate uses a weak or unsupported key or signature");
+    if ((flags & ~known) != 0 || err[0] == '\0') {
+        snprintf(part, sizeof part, "certificate rejected (mbedTLS flags 0x%lx)",
+                 (unsigned long)flags);
+        append(err, errlen, part);
+    }
+}
+
+static int handshake_error(struct smtp_tls *s, int ret, char *err, size_t errlen)
+{
+    char why[160];
+    uint32_t flags = 0;
+    if (s->cfg->verify == SMTP_TLS_VERIFY_PEER) {
+        flags = mbedtls_ssl_get_verify_result(&s->ssl);
+        if (flags == (uint32_t)-1)  /* no certificate checked yet */
+            flags = 0;
+        flags |= s->vflags;
+    }
+    if (flags != 0 || ret == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) {
+        describe_flags(s, flags, err, errlen);
+        return SMTP_ETLS;
+    }
+    if (s->bio_errno != 0)
+        snprintf(why, sizeof why, "%s", strerror(s->bio_errno));
+    else if (ret == MBEDTLS_ERR_SSL_CONN_EOF)
+        snprintf(why, sizeof why, "connection closed by peer");
+    else
+        tls_strerror(ret, why, sizeof why);
+    snprintf(err, errlen, "TLS handshake failed: %s", why);
+    return SMTP_ETLS;
+}
+
+void smtp_tls_free(struct smtp_tls *s, int notify)
+{
+    if (s == NULL)
+        return;
+    if (notify && s->established) {
+        /* close_notify (RFC 8446 6.1) is a courtesy: one short try. */
+        int64_t deadline = smtp_now_ms() + 1000;
+        int ret, tries = 0;
+        while (is_want(ret = mbedtls_ssl_close_notify(&s->ssl)) && tries++ < 8
+               && wait_io(s, ret, deadline) == SMTP_OK)
+            ;
+    }
+    mbedtls_ssl_free(&s->ssl);
+    smtp_tls_config_unref(s->cfg);
+    free(s);
+}
+
+/* Copies the peer name into s: an IP literal is kept as bytes, a DNS name
+ * loses a trailing dot (not sent in SNI, RFC 6066 3). */
+static int set_peer(struct smtp_tls *s, const char *name, char *err, size_t errlen)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len >= sizeof s->name) {
+        snprintf(err, errlen, "invalid TLS peer name (empty or too long)");
+        return SMTP_EUSAGE;
+    }
+    s->iplen = parse_ip(name, s->ip);
+    if (s->iplen == 0 && name[len - 1] == '.')
+        len--;
+    memcpy(s->name, name, len);
+    s->name[len] = '\0';
+    if (s->iplen == 0 && len == 0) {
+        snprintf(err, errlen, "invalid TLS peer name '.'");
+        return SMTP_EUSAGE;
+    }
+    return SMTP_OK;
+}
+
+int smtp_tls_start(struct smtp_tls **out, struct smtp_tls_config *cfg, int fd,
+                   const char *peer_name, int64_t deadline, char *err, size_t errlen)
+{
+    struct smtp_tls *s;
+    const char *name = cfg->server_name != NULL ? cfg->server_name : peer_name;
+    char why[128];
+    unsigned char peek;
+    ssize_t n;
+    int ret, rc;
+
+    *out = NULL;
+    if (name != NULL && name[0] == '\0')
+        name = NULL;
+    /* Without a name the chain could be checked but not whose it is. */
+    if (cfg->verify == SMTP_TLS_VERIFY_PEER && name == NULL) {
+        snprintf(err, errlen, "cannot verify the server certificate: no server name known "
+                 "(give a peer name or server_name, or verify = \"none\")");
+        return SMTP_ETLS;
+    }
+    /* Bytes that arrived in plaintext before our ClientHello would be read
+     * as if they came over TLS (STARTTLS response injection, CVE-2011-0411). */
+    n = recv(fd, &peek, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0) {
+        snprintf(err, errlen, "plaintext data received before the TLS handshake "
+                 "(STARTTLS response injection?)");
+        return SMTP_EPROTO;
+    }
+    s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return SMTP_ENOMEM;
+    s->fd = fd;
+    s->cfg = cfg;
+    smtp_tls_config_ref(cfg);
+    mbedtls_ssl_init(&s->ssl);
+    if (name != NULL) {
+        rc = set_peer(s, name, err, errlen);
+        if (rc != SMTP_OK)
+            goto fail;
+    }
+    ret = mbedtls_ssl_setup(&s->ssl, &cfg->conf);
+    /* A DNS name goes into SNI and mbedTLS's own name check; for an IP
+     * literal (no SNI, RFC 6066 3) we opt out explicitly with NULL, which
+     * 2.28.10+/3.6.3+ require, and verify_cb checks the address. Calling
+     * it every time also closes CVE-2025-27809 on older versions. */
+    if (ret == 0)
+        ret = mbedtls_ssl_set_hostname(&s->ssl, (s->name[0] && s->iplen == 0) ? s->name : NULL);
+    if (ret != 0) {
+        tls_strerror(ret, why, sizeof why);
+        snprintf(err, errlen, "cannot set up the TLS session: %s", why);
+        rc = ret == MBEDTLS_ERR_SSL_ALLOC_FAILED ? SMTP_ENOMEM : SMTP_ETLS;
+        goto fail;
+    }
+    if (cfg->verify == SMTP_TLS_VERIFY_PEER)
+        mbedtls_ssl_set_verify(&s->ssl, verify_cb, s);
+    mbedtls_ssl_set_bio(&s->ssl, s, bio_send, bio_recv, NULL);
+
+    while ((ret = mbedtls_ssl_handshake(&s->ssl)) != 0) {
+        if (!is_want(ret)) {
+            rc = handshake_error(s, ret, err, errlen);
+            goto fail;
+        }
+        rc = wait_io(s, ret, deadline);
+        if (rc != SMTP_OK) {
+            snprintf(err, errlen, "TLS handshake %s", rc == SMTP_ETIMEOUT ? "timed out" : "failed: poll error");
+            goto fail;
+        }
+    }
+    s->established = 1;
+    s->verified = cfg->verify == SMTP_TLS_VERIFY_PEER;
+    *out = s;
+    return SMTP_OK;
+fail:
+    smtp_tls_free(s, 0);
+    return rc;
+}
+
+/* A record-layer failure after the handshake: closed, reset or garbage. */
+static int record_error(struct smtp_tls *s, int ret, const char *op, char *err, size_t errlen)
+{
+    char why[128];
+    if (ret == 0 || ret == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || ret == MBEDTLS_ERR_SSL_CONN_EOF) {
+        snprintf(err, errlen, "connection closed by peer");
+        return SMTP_ECLOSED;
+    }
+    if (ret == MBEDTLS_ERR_NET_CONN_RESET) {
+        snprintf(err, errlen, "%s: %s", op, strerror(s->bio_errno ? s->bio_errno : ECONNRESET));
+        return SMTP_ECLOSED;
+    }
+    if (s->bio_errno != 0) {
+        snprintf(err, errlen, "%s: %s", op, strerror(s->bio_errno));
+        return SMTP_EIO;
+    }
+    tls_strerror(ret, why, sizeof why);
+    snprintf(err, errlen, "TLS %s failed: %s", op, why);
+    return SMTP_ETLS;
+}
+
+static int write_all(struct smtp_tls *s, const unsigned char *p, size_t len,
+                     int64_t deadline, char *err, size_t errlen)
+{
+    while (len > 0) {
+        /* After WANT_*, mbedTLS wants the same arguments again. */
+        int ret = mbedtls_ssl_write(&s->ssl, p, len);
+        if (ret > 0) {
+            p += ret;
+            len -= (size_t)ret;
+        } else if (is_want(ret)) {
+            int rc = wait_io(s, ret, deadline);
+            if (rc != SMTP_OK) {
+                snprintf(err, errlen, "send: %s", smtp_strerror(rc));
+                return rc;
+            }
+        } else {
+            return record_error(s, ret, "send", err, errlen);
+        }
+    }
+    return SMTP_OK;
+}
+
+int smtp_tls_sendv(struct smtp_tls *s, struct iovec *iov, int iovcnt,
+                   int64_t deadline, char *err, size_t errlen)
+{
+    size_t staged = 0;
+    int rc;
+    while (iovcnt > 0) {
+        const unsigned char *base = iov->iov_base;
+        size_t take;
+        if (iov->iov_len == 0) {
+            iov++;
+            iovcnt--;
+            continue;
+        }
+        if (staged == 0 && iov->iov_len >= sizeof s->wbuf) {
+            /* Big buffers go straight in, whole records at a time. */
+            take = iov->iov_len - iov->iov_len % sizeof s->wbuf;
+            rc = write_all(s, base, take, deadline, err, errlen);
+            if (rc != SMTP_OK)
+                return rc;
+        } else {
+            take = sizeof s->wbuf - staged;
+            if (take > iov->iov_len)
+                take = iov->iov_len;
+            memcpy(s->wbuf + staged, base, take);
+            staged += take;
+            if (staged == sizeof s->wbuf) {
+                rc = write_all(s, s->wbuf, staged, deadline, err, errlen);
+                if (rc != SMTP_OK)
+                    return rc;
+                staged = 0;
+            }
+        }
+        iov->iov_base = (char *)iov->iov_base + take;
+        iov->iov_len -= take;
+    }
+    return staged > 0 ? write_all(s, s->wbuf, staged, deadline, err, errlen) : SMTP_OK;
+}
+
+int smtp_tls_recv(struct smtp_tls *s, void *buf, size_t cap, size_t *got,
+                  int64_t deadline, char *err, size_t errlen)
+{
+    *got = 0;
+    if (cap > INT_MAX)
+        cap = INT_MAX;
+    for (;;) {
+        int ret = mbedtls_ssl_read(&s->ssl, buf, cap);
+        if (ret > 0) {
+            *got = (size_t)ret;
+            return SMTP_OK;
+        }
+        if (is_want(ret)) {
+            int rc = wait_io(s, ret, deadline);
+            if (rc != SMTP_OK) {
+                snprintf(err, errlen, "receive: %s", smtp_strerror(rc));
+                return rc;
+            }
+            continue;
+        }
+#if defined(MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
+        if (ret == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
+            continue;   /* TLS 1.3 tickets are not application data */
+#endif
+        return record_error(s, ret, "receive", err, errlen);
+    }
+}
+
+void smtp_tls_get_info(const struct smtp_tls *s, struct smtp_tls_info *info)
+{
+    const mbedtls_x509_crt *peer;
+    info->version = mbedtls_ssl_get_version(&s->ssl);
+    info->cipher = mbedtls_ssl_get_ciphersuite(&s->ssl);
+    info->peer_subject[0] = '\0';
+    info->peer_verified = s->verified;
+    peer = mbedtls_ssl_get_peer_cert(&s->ssl);
+    if (peer != NULL && mbedtls_x509_dn_gets(info->peer_subject, sizeof info->peer_subject,
+                                             &peer->subject) < 0)
+        info->peer_subject[0] = '\0';
+}

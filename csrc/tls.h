@@ -1,0 +1,86 @@
+/* TLS for the SMTP client with mbedTLS: an immutable, reference-counted
+ * configuration (trust anchors, client certificate, RNG) and a session that
+ * runs over a connected non-blocking socket with the same deadlines as
+ * net.c (STARTTLS, RFC 3207; implicit TLS, RFC 8314). Host name checks
+ * follow RFC 6125 / RFC 7817. No Lua here. */
+#ifndef SMTP_TLS_H
+#define SMTP_TLS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+struct smtp_tls_config;
+struct smtp_tls;
+
+enum smtp_tls_verify {
+    SMTP_TLS_VERIFY_PEER = 0,   /* chain and host name must check out */
+    SMTP_TLS_VERIFY_NONE = 1    /* opportunistic: encrypt, trust anything */
+};
+
+/* Options for smtp_tls_config_new. Strings are NUL-terminated except the
+ * PEM/DER blobs, which carry a length (a Lua string may hold NUL bytes).
+ * NULL means "not given". min_version is the minor TLS version ("1.2" -> 2,
+ * "1.3" -> 3, "1.0" -> 0). */
+struct smtp_tls_options {
+    int verify;
+    const char *ca_file, *ca_path;
+    const char *ca_pem;
+    size_t ca_pem_len;
+    const char *cert_file, *key_file;
+    const char *cert_pem, *key_pem;
+    size_t cert_pem_len, key_pem_len;
+    const char *key_password;
+    int min_version;
+    const char *server_name;
+};
+
+/* Builds a configuration (seeds its own entropy + CTR_DRBG once). Returns
+ * SMTP_OK with *out holding one reference, or SMTP_ETLS / SMTP_EUSAGE /
+ * SMTP_ENOMEM with err filled. */
+int smtp_tls_config_new(struct smtp_tls_config **out,
+                        const struct smtp_tls_options *opts,
+                        char *err, size_t errlen);
+
+/* Sessions hold a reference too, so the order in which Lua's collector
+ * finalizes a config and a connection does not matter. */
+void smtp_tls_config_ref(struct smtp_tls_config *cfg);
+void smtp_tls_config_unref(struct smtp_tls_config *cfg);
+
+int smtp_tls_config_verify(const struct smtp_tls_config *cfg);
+/* NULL when no server_name was configured. */
+const char *smtp_tls_config_server_name(const struct smtp_tls_config *cfg);
+
+/* Runs the client handshake on fd before the deadline. peer_name may be
+ * NULL; the config's server_name wins over it. With verify "peer" and no
+ * name at all it refuses (SMTP_ETLS) before sending anything. Plaintext
+ * bytes already waiting on the socket are an injection attempt
+ * (SMTP_EPROTO). On success *out owns the session; on failure *out is
+ * NULL and err says why. The fd stays owned by the caller. */
+int smtp_tls_start(struct smtp_tls **out, struct smtp_tls_config *cfg, int fd,
+                   const char *peer_name, int64_t deadline,
+                   char *err, size_t errlen);
+
+/* Encrypts and sends every byte of the iovecs (small ones are gathered
+ * into full records). The iovec array is modified. */
+int smtp_tls_sendv(struct smtp_tls *s, struct iovec *iov, int iovcnt,
+                   int64_t deadline, char *err, size_t errlen);
+
+/* Receives between 1 and cap plaintext bytes; SMTP_ECLOSED at the end. */
+int smtp_tls_recv(struct smtp_tls *s, void *buf, size_t cap, size_t *got,
+                  int64_t deadline, char *err, size_t errlen);
+
+/* Frees the session. With 'notify' it first sends close_notify, waiting
+ * at most a second (best effort). Does not close the fd. */
+void smtp_tls_free(struct smtp_tls *s, int notify);
+
+struct smtp_tls_info {
+    const char *version;        /* "TLSv1.2" */
+    const char *cipher;         /* "TLS-ECDHE-RSA-WITH-AES-256-GCM-SHA384" */
+    char peer_subject[512];     /* "CN=localhost", "" without a certificate */
+    int peer_verified;          /* chain and name checked and accepted */
+};
+
+void smtp_tls_get_info(const struct smtp_tls *s, struct smtp_tls_info *info);
+
+#endif
