@@ -196,20 +196,25 @@ static char *wbuf_reserve(struct lconn *c, size_t need)
     return c->wbuf;
 }
 
-/* send_data(stuffer, chunk [, final [, bdat]]) -> bytes_on_wire | nil, kind, msg
+/* send_data(stuffer, chunk [, final [, bdat [, prefix [, trailer]]]])
+ *   -> bytes_on_wire | nil, kind, msg
  * Encodes chunk (may be nil or "") with the stuffer directly into the
  * connection's buffer and writes it; 'final' appends the encoder's tail
  * in the same write. With 'bdat' the encoded bytes are framed as one
- * "BDAT n[ LAST]" command (RFC 3030). */
+ * "BDAT n[ LAST]" command (RFC 3030). 'prefix' and 'trailer' are
+ * pipelined command lines written before and after, in the same writev,
+ * so a whole transaction can leave in one segment. */
 static int lconn_send_data(lua_State *L)
 {
     struct lconn *c = check_open_conn(L);
     struct smtp_dotstuffer *d = ldotstuff_check(L, 2);
-    size_t len = 0, n;
+    size_t len = 0, n, plen = 0, tlen = 0;
     const char *in = lua_isnoneornil(L, 3) ? "" : luaL_checklstring(L, 3, &len);
     int final = lua_toboolean(L, 4), bdat = lua_toboolean(L, 5), rc;
+    const char *prefix = luaL_optlstring(L, 6, NULL, &plen);
+    const char *trailer = luaL_optlstring(L, 7, NULL, &tlen);
     char head[64];
-    struct iovec iov[2];
+    struct iovec iov[4];
     int niov = 0;
     char *out;
     luaL_argcheck(L, !d->finished, 2, "encoder already finished");
@@ -219,6 +224,10 @@ static int lconn_send_data(lua_State *L)
     n = smtp_dot_encode(d, in, len, out);
     if (final)
         n += smtp_dot_finish(d, out + n);
+    if (plen > 0) {
+        iov[niov].iov_base = (void *)(size_t)prefix;
+        iov[niov++].iov_len = plen;
+    }
     if (bdat) {
         int hl = snprintf(head, sizeof head, "BDAT %lu%s\r\n", (unsigned long)n,
                           final ? " LAST" : "");
@@ -227,6 +236,10 @@ static int lconn_send_data(lua_State *L)
     }
     iov[niov].iov_base = out;
     iov[niov++].iov_len = n;
+    if (tlen > 0) {
+        iov[niov].iov_base = (void *)(size_t)trailer;
+        iov[niov++].iov_len = tlen;
+    }
     rc = conn_sendv(c, iov, niov);
     if (rc != SMTP_OK)
         return conn_fail(L, c, rc, c->err);
