@@ -116,6 +116,7 @@ struct smtp_tls_config {
     mbedtls_x509_crt cert;
     mbedtls_pk_context key;
     mbedtls_ssl_config conf;
+    int *suites;            /* conf keeps a pointer to this list */
 };
 
 struct smtp_tls {
@@ -153,6 +154,7 @@ static void config_free(struct smtp_tls_config *cfg)
     mbedtls_ctr_drbg_free(&cfg->drbg);
     mbedtls_entropy_free(&cfg->entropy);
     free(cfg->server_name);
+    free(cfg->suites);
     free(cfg);
 }
 
@@ -358,10 +360,6 @@ static int *gcm_first_suites(void)
     return list;
 }
 
-/* Kept for the process's lifetime: mbedtls_ssl_conf_ciphersuites keeps the
- * pointer, and the list is the same for every config. */
-static int *suite_list;
-
 int smtp_tls_config_new(struct smtp_tls_config **out, const struct smtp_tls_options *o,
                         char *err, size_t errlen)
 {
@@ -414,10 +412,12 @@ int smtp_tls_config_new(struct smtp_tls_config **out, const struct smtp_tls_opti
     /* REQUIRED, never OPTIONAL: a bad chain or name aborts the handshake. */
     mbedtls_ssl_conf_authmode(&cfg->conf, o->verify == SMTP_TLS_VERIFY_PEER
                               ? MBEDTLS_SSL_VERIFY_REQUIRED : MBEDTLS_SSL_VERIFY_NONE);
-    if (suite_list == NULL)
-        suite_list = gcm_first_suites();
-    if (suite_list != NULL)
-        mbedtls_ssl_conf_ciphersuites(&cfg->conf, suite_list);
+    cfg->suites = gcm_first_suites();
+    if (cfg->suites == NULL) {
+        rc = SMTP_ENOMEM;
+        goto fail;
+    }
+    mbedtls_ssl_conf_ciphersuites(&cfg->conf, cfg->suites);
 
     rc = load_ca(cfg, o, err, errlen);
     if (rc != SMTP_OK)

@@ -30,9 +30,10 @@ subjectAltName = DNS:127.0.0.1
 
 local function leaf(dir, c, name, cn, ext)
   local function ossl(args) return P.run("cd " .. P.q(dir) .. " && openssl " .. args) end
-  ossl(("req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout %s.key -out %s.csr -subj %s")
-       :format(name, name, P.q("/CN=" .. cn)))
-  ossl(("x509 -req -in %s.csr -CA %s -CAkey %s -out %s.crt -days 30 -sha256 -set_serial %d -extfile ext.cnf -extensions %s")
+  ossl(("req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout %s.key"
+        .. " -out %s.csr -subj %s"):format(name, name, P.q("/CN=" .. cn)))
+  ossl(("x509 -req -in %s.csr -CA %s -CAkey %s -out %s.crt -days 30 -sha256 -set_serial %d"
+        .. " -extfile ext.cnf -extensions %s")
        :format(name, P.q(c.ca_cert), P.q(c.ca_key), name, math.random(1000, 1e9), ext))
 end
 
