@@ -74,6 +74,16 @@ function M.exists(path)
   return false
 end
 
+-- True when a process listens on the Unix socket `path` (io.open cannot
+-- open sockets).
+function M.unix_listening(path)
+  local s = M.read_file("/proc/net/unix") or ""
+  for line in s:gmatch("[^\n]+") do
+    if line:sub(-#path - 1) == " " .. path then return true end
+  end
+  return false
+end
+
 -- True while the process exists and is not a zombie (PID 1 in a container
 -- may never reap the servers we orphan).
 function M.alive(pid)
@@ -91,6 +101,21 @@ function M.pgid(pid)
   if not rest then return nil end
   local _, _, pgrp = rest:match("^(%S+) (%S+) (%S+)")
   return tonumber(pgrp)
+end
+
+-- PIDs of the live children of `pid` (from /proc; procps may be absent).
+function M.children(pid)
+  local kids = {}
+  local f = assert(io.popen("ls /proc", "r"))
+  for name in f:lines() do
+    if name:match("^%d+$") then
+      local stat = M.read_file("/proc/" .. name .. "/stat")
+      local ppid = stat and tonumber(stat:match("^%d+ %b() %a (%d+)"))
+      if ppid == pid then kids[#kids + 1] = tonumber(name) end
+    end
+  end
+  f:close()
+  return kids
 end
 
 function M.kill(pid, sig)
