@@ -10,6 +10,7 @@ local extensions = require "smtp.extensions"
 local address = require "smtp.address"
 local trace = require "smtp.trace"
 local envelope = require "smtp.envelope"
+local pipeline = require "smtp.pipeline"
 
 local type, tostring, ipairs, pairs, setmetatable, error, pcall =
   type, tostring, ipairs, pairs, setmetatable, error, pcall
@@ -139,6 +140,20 @@ function Client:_send_lines(lines, phase, shown)
   if not ok then
     self:_transport_failure(kind, msg, shown and shown[1] or lines[1])
   end
+end
+
+function Client:_trace_lines(lines)
+  if self._hook or trace.global() then
+    for _, l in ipairs(lines) do self:_trace("C", l) end
+  end
+end
+
+-- Writes pre-formatted command bytes (already traced).
+function Client:_send_raw(data, phase, command)
+  self:_check_open()
+  self:_set_deadline(phase)
+  local ok, kind, msg = self._t:send(data)
+  if not ok then self:_transport_failure(kind, msg, command, { outcome = "not_sent" }) end
 end
 
 -- Reads one whole reply within the phase's deadline.
@@ -304,6 +319,9 @@ local function rcpt_line(to, params)
   return "RCPT TO:" .. path_of(to, "recipient") .. format_params(params)
 end
 
+-- For smtp.pipeline, which builds the same lines.
+Client._mail_line, Client._rcpt_line, Client._check_command = mail_line, rcpt_line, check_command
+
 --- MAIL FROM:<from> [params]. Raises on 4xx/5xx.
 -- @tparam string from envelope sender ("" for the null sender)
 -- @tparam[opt] table|string params e.g. `{SIZE=1000, BODY="8BITMIME"}`
@@ -361,8 +379,9 @@ end
 -- Streams a body through the C encoder. Small chunks are batched; the
 -- last batch and the terminator share one write (no Nagle/delayed-ACK
 -- stall). With bdat, each write is one "BDAT n" chunk, the last "LAST".
--- Returns the number of BDAT commands sent.
-function Client:_send_body(source, bdat, progress, total)
+-- 'prefix' (pipelined commands, already traced) goes out with the first
+-- write and 'trailer' with the last. Returns the number of BDAT commands.
+function Client:_send_body(source, bdat, progress, total, prefix, trailer)
   local t = self._t
   local stuffer = core.dotstuffer(not bdat)
   local batch, batch_len, sent, commands = {}, 0, 0, 0
@@ -371,7 +390,8 @@ function Client:_send_body(source, bdat, progress, total)
     local data = #batch == 1 and batch[1] or concat(batch)
     batch, batch_len = {}, 0
     self:_set_deadline("data_block")
-    local n, kind, msg = t:send_data(stuffer, data, final, bdat)
+    local n, kind, msg = t:send_data(stuffer, data, final, bdat, prefix, final and trailer or nil)
+    prefix = nil
     if not n then
       self:_transport_failure(kind, msg, bdat and "BDAT" or "DATA", { outcome = final and "unknown" or "not_sent" })
     end
@@ -400,30 +420,7 @@ function Client:_send_body(source, bdat, progress, total)
   return commands
 end
 
--- Final reply to the data: extracts the queue id when the text names one.
-local queue_id_patterns = {
-  "queued as ([%w%.%-_]+)",       -- Postfix
-  "[Ii][Dd]=([%w%.%-_]+)",        -- Exim
-  "^([%w]+) [Mm]essage accepted", -- Sendmail
-  "[Qq]ueued .- ?([%x%-]+)$",      -- others: "Queued mail for delivery ID"
-  "OK%s+%d+%s+(%S+)%s+%-%s+gsmtp", -- Google
-}
-
-local function queue_id_of(text)
-  for _, pat in ipairs(queue_id_patterns) do
-    local id = text:match(pat)
-    if id and #id >= 4 then return id end
-  end
-  return nil
-end
-
-local function final_reply(reply)
-  local text = concat(reply.lines, " ")
-  return {
-    code = reply.code, enhanced = reply.enhanced, text = text,
-    lines = reply.lines, queue_id = queue_id_of(text),
-  }
-end
+local final_reply = pipeline.final_reply
 
 --- DATA, then the message from `source` (string, file or chunk function),
 -- dot-stuffed and terminated in C. Returns the final reply
@@ -882,74 +879,80 @@ function Client:sendmail(msg, opts)
   self:_check_open()
   local env = envelope.prepare(msg, opts)
   self:_ensure_helo()
+  return self:_send_envelope(env, opts)
+end
+
+-- One prepared message (see smtp.envelope), sendmail's semantics.
+function Client:_send_envelope(env, opts)
   local ext = self:extensions()
-  -- BDAT replies are read after the whole body, which RFC 3030 allows
-  -- only with PIPELINING; without it DATA is used.
-  local use_bdat = ext.CHUNKING and ext.PIPELINING and opts.chunking ~= false
-  local pipelined_data = ext.PIPELINING and not opts.all_or_nothing and not use_bdat
-
-  local lines, mail_reply, rcpt_replies, data_reply = self:_envelope(env, opts, pipelined_data)
-
-  local report = { accepted = {}, rejected = {} }
-  local mail_ok = mail_reply.code >= 200 and mail_reply.code < 300
-  if mail_ok then
-    for i, r in ipairs(env.recipients) do
-      local rr = rcpt_replies[i]
-      if rr.code >= 200 and rr.code < 300 then
-        report.accepted[#report.accepted + 1] = r
-      elseif rr.code >= 400 then
-        report.rejected[#report.rejected + 1] = {
-          recipient = r,
-          error = Error.from_reply(rr, lines[i + 1], { recipient = r, outcome = "not_sent" }),
-        }
-      else
-        self:_abort()
-        error(Error.from_reply(rr, lines[i + 1], { recipient = r }), 0)
-      end
-    end
+  if ext.PIPELINING and not opts.all_or_nothing then
+    local result = pipeline.run(self, { env }, opts)[1]
+    if Error.is(result) then error(result, 0) end
+    return result
   end
 
-  local failure
-  if not mail_ok then
-    failure = Error.from_reply(mail_reply, lines[1], { outcome = "not_sent" })
-  elseif #report.accepted == 0 then
-    failure = report.rejected[1].error
-  elseif opts.all_or_nothing and #report.rejected > 0 then
-    failure = report.rejected[1].error
-  end
+  -- Lockstep (no PIPELINING), or all_or_nothing: the recipients' fate is
+  -- known before DATA, so a refused one can still cancel the whole message.
+  local lines, mail_reply, rcpt_replies = self:_envelope(env, opts, false)
+  local report, failure = pipeline.judge(self, env, lines, mail_reply, rcpt_replies, opts.all_or_nothing)
   if failure then
-    if failure.kind == "protocol" then self:_abort(); error(failure, 0) end
-    self:_abandon(data_reply)
+    self:_abandon(nil)
     failure.report = report
     error(failure, 0)
   end
-
-  local final
-  if use_bdat then
-    -- One reply per BDAT chunk, in order; the first refusal is reported
-    -- after all of them are read so the stream stays in sync.
-    local chunks = self:_send_body(env.source, true, opts.progress, env.size)
-    local refused
-    for i = 1, chunks do
-      final = self:_read("data_end", "BDAT", { outcome = i == chunks and "unknown" or "not_sent" })
-      if not refused and (final.code < 200 or final.code >= 300) then refused = final end
-    end
-    self:_expect(refused or final, "BDAT", 250, 259, { outcome = "not_sent" })
-  else
-    if not data_reply then
-      self:_send_lines({ "DATA" }, "data_init")
-      data_reply = self:_read("data_init", "DATA", { outcome = "not_sent" })
-    end
-    if data_reply.code ~= 354 then
-      if data_reply.code >= 400 and data_reply.code < 600 then self:_abandon(nil) end
-      self:_expect(data_reply, "DATA", 354, 354, { outcome = "not_sent" })
-    end
-    self:_send_body(env.source, false, opts.progress, env.size)
-    final = self:_read("data_end", "DATA", { outcome = "unknown" })
-    self:_expect(final, "DATA", 250, 259, { outcome = "not_sent" })
+  self:_send_lines({ "DATA" }, "data_init")
+  local data_reply = self:_read("data_init", "DATA", { outcome = "not_sent" })
+  if data_reply.code ~= 354 then
+    if data_reply.code >= 400 and data_reply.code < 600 then self:_abandon(nil) end
+    self:_expect(data_reply, "DATA", 354, 354, { outcome = "not_sent" })
   end
-  report.reply = final_reply(final)
-  return report
+  self:_send_body(env.source, false, opts.progress, env.size)
+  local result = pipeline.finish(self, report, "DATA")
+  if Error.is(result) then error(result, 0) end
+  return result
+end
+
+--- Sends several messages over this connection, pipelining consecutive
+-- transactions (one reply wait per message with PIPELINING). Returns one
+-- result per message, in order: its report, or the smtp.Error that
+-- stopped it; a failed message does not disturb the others. A broken
+-- connection fills every unsettled slot with its error.
+-- @tparam {msg,...} messages as for `sendmail`
+-- @tparam[opt] table opts as for `sendmail` (`from`/`to` apply to all)
+-- @treturn {table|smtp.Error,...}
+function Client:sendmany(messages, opts)
+  opts = opts or {}
+  if type(messages) ~= "table" then raise { kind = "usage", message = "sendmany expects a list of messages" } end
+  if type(opts) ~= "table" then raise { kind = "usage", message = "sendmany options must be a table" } end
+  self:_check_open()
+  self:_ensure_helo()
+  local envs, results, index = {}, {}, {}
+  for i, msg in ipairs(messages) do
+    local ok, env = pcall(envelope.prepare, msg, opts)
+    if ok then
+      envs[#envs + 1] = env
+      index[#envs] = i
+    elseif Error.is(env) then
+      results[i] = env
+    else
+      error(env, 0)
+    end
+  end
+  if self:extensions().PIPELINING and not opts.all_or_nothing then
+    for k, r in ipairs(pipeline.run(self, envs, opts)) do results[index[k]] = r end
+    return results
+  end
+  for k, env in ipairs(envs) do
+    local i = index[k]
+    if self._closed then
+      results[i] = Error.new { kind = "io", message = "connection is closed", outcome = "not_sent" }
+    else
+      local ok, r = pcall(self._send_envelope, self, env, opts)
+      results[i] = r
+      if not ok and not Error.is(r) then error(r, 0) end
+    end
+  end
+  return results
 end
 
 return Client

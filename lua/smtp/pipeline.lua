@@ -1,0 +1,261 @@
+-- Pipelined mail transactions (RFC 2920, RFC 3030, RFC 2033) for
+-- sendmail and sendmany: one reply wait per message in steady state.
+--   DATA mode:  [RSET] MAIL RCPT... DATA  -> wait -> body "." + next group
+--   BDAT mode:  [RSET] MAIL RCPT... BDAT n LAST + body  -> wait
+-- It only sequences commands and judges replies; all I/O goes through the
+-- Client's transport helpers.
+local Error = require "smtp.error"
+
+local ipairs, pcall, error = ipairs, pcall, error
+local concat = table.concat
+
+local pipeline = {}
+
+local function ok2(reply) return reply.code >= 200 and reply.code < 300 end
+
+local queue_id_patterns = {
+  "queued as ([%w%.%-_]+)",        -- Postfix
+  "[Ii][Dd]=([%w%.%-_]+)",         -- Exim
+  "^([%w]+) [Mm]essage accepted",  -- Sendmail
+  "[Qq]ueued .- ?([%x%-]+)$",      -- "Queued mail for delivery <id>"
+  "OK%s+%d+%s+(%S+)%s+%-%s+gsmtp", -- Google
+}
+
+local function queue_id_of(text)
+  for _, pat in ipairs(queue_id_patterns) do
+    local id = text:match(pat)
+    if id and #id >= 4 then return id end
+  end
+  return nil
+end
+
+--- The report form of a final reply, with the queue id when named.
+function pipeline.final_reply(reply)
+  local text = concat(reply.lines, " ")
+  return {
+    code = reply.code, enhanced = reply.enhanced, text = text,
+    lines = reply.lines, queue_id = queue_id_of(text),
+  }
+end
+
+--- Judges the envelope replies of one message. Returns the report and the
+-- error that stops the transaction (nil when the data may be sent). A
+-- reply of the wrong class (not 2xx/4xx/5xx) is a protocol error: raised.
+function pipeline.judge(c, env, lines, mail_reply, rcpt_replies, all_or_nothing)
+  local report = { accepted = {}, rejected = {} }
+  if not ok2(mail_reply) then
+    local err = Error.from_reply(mail_reply, lines[1], { outcome = "not_sent" })
+    if err.kind == "protocol" then c:_abort(); error(err, 0) end
+    return report, err
+  end
+  for i, r in ipairs(env.recipients) do
+    local rr = rcpt_replies[i]
+    if ok2(rr) then
+      report.accepted[#report.accepted + 1] = r
+    else
+      local err = Error.from_reply(rr, lines[i + 1], { recipient = r, outcome = "not_sent" })
+      if err.kind == "protocol" then c:_abort(); error(err, 0) end
+      report.rejected[#report.rejected + 1] = { recipient = r, error = err }
+    end
+  end
+  local failure
+  if #report.accepted == 0 then
+    failure = report.rejected[1].error
+  elseif all_or_nothing and #report.rejected > 0 then
+    failure = report.rejected[1].error
+  end
+  return report, failure
+end
+
+--- Reads the reply (or, for LMTP, one reply per accepted recipient) that
+-- ends a message's data, and completes its report. Returns the report or
+-- the error for the message; a protocol-class reply is raised.
+function pipeline.finish(c, report, command)
+  local extra = { outcome = "unknown" }
+  if c._protocol ~= "lmtp" then
+    local final = c:_read("data_end", command, extra)
+    if not ok2(final) then
+      local err = Error.from_reply(final, command, { outcome = "not_sent" })
+      if err.kind == "protocol" then c:_abort(); error(err, 0) end
+      err.report = report
+      return err
+    end
+    report.reply = pipeline.final_reply(final)
+    return report
+  end
+  -- RFC 2033 4.2: one reply per accepted recipient, in RCPT order.
+  local delivered, first_err = {}, nil
+  for _, r in ipairs(report.accepted) do
+    local final = c:_read("data_end", command, extra)
+    if ok2(final) then
+      delivered[#delivered + 1] = r
+      report.reply = report.reply or pipeline.final_reply(final)
+    else
+      local err = Error.from_reply(final, command, { recipient = r, outcome = "not_sent" })
+      if err.kind == "protocol" then c:_abort(); error(err, 0) end
+      report.rejected[#report.rejected + 1] = { recipient = r, error = err }
+      first_err = first_err or err
+    end
+  end
+  report.accepted = delivered
+  if #delivered == 0 then
+    first_err.report = report
+    return first_err
+  end
+  return report
+end
+
+-- Command lines of one transaction; usage/permanent errors found before
+-- anything is sent are returned, not raised.
+local function transaction_lines(c, env, opts)
+  return pcall(function()
+    local mparams = c:_mail_params(env, opts)
+    local lines = { c._mail_line(env.from, mparams) }
+    for i, r in ipairs(env.recipients) do
+      lines[i + 1] = c._rcpt_line(r, c:_rcpt_params(r, opts))
+    end
+    for _, l in ipairs(lines) do c._check_command(l) end
+    return lines
+  end)
+end
+
+local function wire(lines)
+  return concat(lines, "\r\n") .. "\r\n"
+end
+
+-- Reads the replies of a group: [RSET], MAIL, each RCPT.
+local function read_envelope(c, lines, had_rset, nrcpt)
+  if had_rset then
+    local r = c:_read("command", "RSET")
+    if not ok2(r) then
+      c:_abort()
+      error(Error.from_reply(r, "RSET", { outcome = "not_sent" }), 0)
+    end
+  end
+  local mail_reply = c:_read("mail", lines[1], { outcome = "not_sent" })
+  local rcpt_replies = {}
+  for i = 1, nrcpt do
+    rcpt_replies[i] = c:_read("rcpt", lines[i + 1], { outcome = "not_sent" })
+  end
+  return mail_reply, rcpt_replies
+end
+
+--- Runs the transactions for the prepared envelopes over a PIPELINING
+-- server. Returns one result per message (a report, or the smtp.Error of
+-- that message). A connection-level failure (io, timeout, protocol) ends
+-- the run: it is returned for every message not yet settled, with
+-- outcome "unknown" where the data had gone out.
+function pipeline.run(c, envs, opts)
+  local results = {}
+  local ext = c:extensions()
+  local bdat = ext.CHUNKING and opts.chunking ~= false
+  local need_rset = false
+  local data_sent_for = {}
+
+  local ok, fatal = pcall(function()
+    local pending -- DATA mode: {i=, env=, report=} whose body goes next
+    local function send_pending_body(trailer)
+      local p = pending
+      pending = nil
+      data_sent_for[p.i] = true
+      c:_send_body(p.env.source, false, opts.progress, p.env.size, nil, trailer)
+      results[p.i] = pipeline.finish(c, p.report, "DATA")
+    end
+
+    for i, env in ipairs(envs) do
+      local built, lines = transaction_lines(c, env, opts)
+      if not built then
+        if not Error.is(lines) then error(lines, 0) end
+        results[i] = lines
+      else
+        local group = {}
+        local had_rset = need_rset
+        if had_rset then group[1] = "RSET" end
+        for _, l in ipairs(lines) do group[#group + 1] = l end
+        need_rset = false
+        if bdat then
+          c:_trace_lines(group)
+          data_sent_for[i] = true
+          local chunks = c:_send_body(env.source, true, opts.progress, env.size, wire(group))
+          local mail_reply, rcpt_replies = read_envelope(c, lines, had_rset, #env.recipients)
+          local report, failure = pipeline.judge(c, env, lines, mail_reply, rcpt_replies, false)
+          -- Every BDAT is answered; a refused chunk stops the message.
+          local refused
+          for _ = 1, chunks - 1 do
+            local r = c:_read("data_block", "BDAT", { outcome = "not_sent" })
+            if not refused and not ok2(r) then refused = r end
+          end
+          if failure or refused then
+            local last = c:_read("data_end", "BDAT", { outcome = "not_sent" })
+            local err = failure or Error.from_reply(refused, "BDAT", { outcome = "not_sent" })
+            if err.kind == "protocol" then c:_abort(); error(err, 0) end
+            if failure and ok2(last) then
+              -- The server took data for a transaction it had refused.
+              c:_abort()
+              error(Error.from_reply(last, "BDAT"), 0)
+            end
+            err.report = report
+            results[i] = err
+            need_rset = ok2(mail_reply)
+          else
+            results[i] = pipeline.finish(c, report, "BDAT")
+          end
+        else
+          group[#group + 1] = "DATA"
+          c:_trace_lines(group)
+          if pending then
+            send_pending_body(wire(group))
+          else
+            c:_send_raw(wire(group), "mail", lines[1])
+          end
+          local mail_reply, rcpt_replies = read_envelope(c, lines, had_rset, #env.recipients)
+          local data_reply = c:_read("data_init", "DATA", { outcome = "not_sent" })
+          local report, failure = pipeline.judge(c, env, lines, mail_reply, rcpt_replies, false)
+          if failure then
+            if data_reply.code == 354 then
+              -- RFC 2920 3.1: DATA was accepted anyway; send an empty message.
+              c:_trace_lines({ "." })
+              c:_send_raw(".\r\n", "data_end", ".")
+              c:_read("data_end", ".")
+            end
+            failure.report = report
+            results[i] = failure
+            need_rset = ok2(mail_reply)
+          elseif data_reply.code ~= 354 then
+            local err = Error.from_reply(data_reply, "DATA", { outcome = "not_sent" })
+            if err.kind == "protocol" then c:_abort(); error(err, 0) end
+            err.report = report
+            results[i] = err
+            need_rset = true
+          else
+            pending = { i = i, env = env, report = report }
+          end
+        end
+      end
+    end
+    if pending then send_pending_body(nil) end
+    if need_rset and not c._closed then
+      local r = c:_command("RSET")
+      if not ok2(r) then c:_abort() end
+    end
+  end)
+  if not ok then
+    if not Error.is(fatal) then error(fatal, 0) end
+    for i = 1, #envs do
+      if results[i] == nil then
+        local e = fatal
+        if data_sent_for[i] and fatal.outcome ~= "unknown" then
+          e = Error.new { kind = fatal.kind, message = fatal.message, command = fatal.command,
+            code = fatal.code, enhanced = fatal.enhanced, lines = fatal.lines, outcome = "unknown" }
+        elseif not data_sent_for[i] and fatal.outcome == "unknown" then
+          e = Error.new { kind = fatal.kind, message = fatal.message, command = fatal.command,
+            code = fatal.code, enhanced = fatal.enhanced, lines = fatal.lines, outcome = "not_sent" }
+        end
+        results[i] = e
+      end
+    end
+  end
+  return results
+end
+
+return pipeline
