@@ -109,6 +109,11 @@ def serve_tls(raw):
             buf += data
             while b"\n" in buf:
                 line, buf = buf.split(b"\n", 1)
+                if line.strip() == b"BYE":
+                    s.sendall(b"bye\r\n")
+                    s.unwrap()   # sends close_notify
+                    log.write("sent-close-notify\n")
+                    return
                 if line.startswith(b"DIGEST "):
                     n = int(line.split()[1])
                     h = hashlib.sha256()
