@@ -1,8 +1,9 @@
 /* 'smtp.core.Conn': a connected socket with a deadline. It moves bytes,
  * reads whole replies through a ReplyParser, and encodes DATA straight into
  * its write buffer. TLS (tls.c) plugs in at conn_sendv/conn_recv, the only
- * two places that touch the socket, after conn:starttls(). Any failure closes the connection:
- * half a reply is never left behind on an open socket (DESIGN D). */
+ * two places that touch the socket, once conn:starttls() succeeds. Any
+ * failure closes the connection: half a reply is never left behind on an
+ * open socket (DESIGN D). */
 #include "lsmtp.h"
 #include "lreply.h"
 #include "ldotstuff.h"
