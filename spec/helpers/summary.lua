@@ -6,6 +6,11 @@ return function(options)
   local handler = require 'busted.outputHandlers.gtest'(options)
 
   busted.subscribe({ 'suite', 'end' }, function()
+    -- gtest lists errors by name only; show what was raised.
+    for _, e in ipairs(handler.errors) do
+      io.write("\nError -> ", e.name or "?", "\n", tostring(e.message), "\n")
+      if e.trace and e.trace.traceback then io.write(e.trace.traceback, "\n") end
+    end
     local failed = handler.failuresCount + handler.errorsCount
     io.write(string.format("%d passed, %d failed, %d skipped\n",
       handler.successesCount, failed, handler.pendingsCount))
