@@ -22,9 +22,10 @@ local queue_id_patterns = {
 }
 
 local function queue_id_of(text)
-  for _, pat in ipairs(queue_id_patterns) do
+  for i, pat in ipairs(queue_id_patterns) do
     local id = text:match(pat)
-    if id and #id >= 4 then return id end
+    -- "queued as" names an id outright; other patterns need a plausible one.
+    if id and (i == 1 or #id >= 4) then return id end
   end
   return nil
 end
