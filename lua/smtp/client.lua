@@ -38,6 +38,7 @@ function Client.new(transport, opts)
     _timeouts = opts.timeouts or {},
     _hook = trace.hook_of(opts.debug),
     _host = opts.host,
+    _port = opts.port,
     _local_name = opts.local_name,
     _protocol = opts.protocol or "smtp",
     _closed = false,
@@ -619,7 +620,10 @@ function Client:_auth_fail(reply, shown, session)
   if err.kind ~= "protocol" then
     err.kind = "authentication"
     err.retryable = reply.code < 500
-    if detail then err.message = err.message .. " (" .. tostring(detail) .. ")" end
+    if detail and detail.text then
+      err.message = err.message .. " (" .. detail.text .. ")"
+      err.detail = detail
+    end
   else
     self:_abort()
   end
@@ -643,7 +647,7 @@ function Client:auth(mechanism, user, authz, password, params, token)
   local S = sasl()
   local session = S.session(mechanism, {
     user = user, authz = authz, password = password, token = token, sasl_params = params,
-  }, { hostname = self._host, service = "smtp" })
+  }, { hostname = self._host, port = self._port, service = "smtp" })
   local ok, result = pcall(function()
     local line = "AUTH " .. mechanism
     local done = false
@@ -674,8 +678,9 @@ function Client:auth(mechanism, user, authz, password, params, token)
         if session.deferred_initial then
           response, session.deferred_initial = session.deferred_initial, nil
         else
-          local challenge = b64decode(concat(reply.lines, ""))
-          local step_ok, out, finished = pcall(session.step, session, challenge)
+          local step_ok, out, finished = pcall(function()
+            return session:step(b64decode(concat(reply.lines, "")))
+          end)
           if not step_ok then
             -- Cancel the exchange (RFC 4954 4) and report the mechanism's error.
             self:_send_lines({ "*" }, "auth", { "*" })

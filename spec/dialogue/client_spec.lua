@@ -429,7 +429,7 @@ S: 452 4.3.1 insufficient storage
 C: NOOP
 S: 250 ok
 ]], function(c)
-      local ok, e = pcall(c.sendmail, c, RAW)
+      local _, e = pcall(c.sendmail, c, RAW)
       again = c:noop()
       error(e, 0)
     end)
@@ -502,7 +502,7 @@ C: DATA
 S: 354 go
 STALL
 ]], function(c)
-      local ok, e = pcall(c.sendmail, c, function()
+      local _, e = pcall(c.sendmail, c, function()
         n = n + 1
         if n == 1 then return "From: a@example.org\r\nTo: b@example.org\r\n\r\n" end
         if n == 2 then return string.rep("x", 100000) .. "\r\n" end

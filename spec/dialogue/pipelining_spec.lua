@@ -44,7 +44,7 @@ end
 describe("client:sendmany()", function()
   it("piggybacks each body's terminator with the next envelope (DATA mode)", function()
     local results
-    local err, sok, serr, received, stats = run([[
+    local err, sok, serr, received = run([[
 S: 220 mx ESMTP
 C: EHLO c.example
 S: 250-mx

@@ -23,15 +23,21 @@ end
 local Handle = {}
 Handle.__index = Handle
 
+-- 'transcript' is the script text, or a function(port) returning it for
+-- scripts that must name the server's port.
 function M.start(transcript, connections)
   counter = counter + 1
   local dir = os.tmpname()
   os.remove(dir)
   assert(os.execute("mkdir -p " .. dir))
   local tfile = dir .. "/transcript.txt"
-  local f = assert(io.open(tfile, "wb"))
-  f:write(transcript)
-  f:close()
+  local function write_transcript(text)
+    local f = assert(io.open(tfile .. ".tmp", "wb"))
+    f:write(text)
+    f:close()
+    assert(os.rename(tfile .. ".tmp", tfile))
+  end
+  if type(transcript) == "string" then write_transcript(transcript) end
   local h = setmetatable({ dir = dir, portfile = dir .. "/port", resultfile = dir .. "/result" }, Handle)
   local cmd = ("%s %s %s %s %s %d > %s/log 2>&1 & echo $! > %s/pid"):format(
     PY, SCRIPT, tfile, h.portfile, h.resultfile, connections or 1, dir, dir)
@@ -43,6 +49,7 @@ function M.start(transcript, connections)
     sleep(0.02)
   end
   assert(h.port, "scripted server did not start: " .. tostring(read_file(dir .. "/log")))
+  if type(transcript) == "function" then write_transcript(transcript(h.port)) end
   return h
 end
 

@@ -161,8 +161,6 @@ def play(lines, listener, nconn):
 def main():
     transcript, portfile, resultfile = sys.argv[1:4]
     nconn = int(sys.argv[4]) if len(sys.argv) > 4 else 1
-    with open(transcript, encoding="utf-8") as f:
-        lines = f.read().splitlines()
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
@@ -171,6 +169,13 @@ def main():
     with open(portfile + ".tmp", "w") as f:
         f.write(str(listener.getsockname()[1]))
     os.rename(portfile + ".tmp", portfile)
+    # The transcript may be written after the port is known (it can
+    # depend on it); wait for it, bounded.
+    deadline = time.monotonic() + 10
+    while not os.path.exists(transcript) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with open(transcript, encoding="utf-8") as f:
+        lines = f.read().splitlines()
     try:
         error, received = play(lines, listener, nconn)
     except socket.timeout:
