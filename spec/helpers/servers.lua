@@ -33,7 +33,8 @@
 -- servers.dovecot{ users=? } -> h: Dovecot auth service only, passwd-file
 --   with {PLAIN} passwords; PLAIN LOGIN CRAM-MD5 DIGEST-MD5 SCRAM-SHA-1
 --   SCRAM-SHA-256 (plaintext mechanisms allowed without TLS; no failure
---   delay). users default servers.USERS (carol's password is UTF-8).
+--   delay or auth penalty). users default servers.USERS (carol's password
+--   is UTF-8).
 --   h.auth_socket, h.users, h.pid, h:log(), h:stop()
 --
 -- servers.postfix{ dovecot=?, certs=?, recipients=?, main=? } -> h
@@ -50,7 +51,8 @@
 --     raw=<Maildir file>, added=<headers Postfix prepended: Return-Path,
 --     X-Original-To, Delivered-To, its Received>, body=<raw minus added,
 --     LF line ends as stored>, data=<body with LF -> CRLF: the DATA
---     bytes after dot-unstuffing>, mail_from=, rcpt_to=}
+--     bytes after dot-unstuffing>, mail_from=, rcpt_to=}. Postfix
+--     inserts an empty line before a body that has no header section.
 --   h:wait_messages(n, timeout=10, [mailbox]); h:log() -> maillog text;
 --   h:stop() (terminates the master's process group)
 --
@@ -310,6 +312,13 @@ userdb {
 service auth {
   unix_listener @DIR@/auth-client {
     mode = 0666
+  }
+}
+# Tests fail logins on purpose: an unreachable penalty socket disables the
+# per-IP auth penalty (delays growing to 15 s for 127.0.0.1).
+service anvil {
+  unix_listener anvil-auth-penalty {
+    mode = 0
   }
 }
 ]]
