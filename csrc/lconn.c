@@ -9,6 +9,7 @@
 #include "ldotstuff.h"
 #include "ltls.h"
 #include "net.h"
+#include "proxy.h"
 #include "err.h"
 #include "deadline.h"
 
@@ -87,20 +88,58 @@ static int64_t to_deadline_ms(lua_State *L, int idx)
     return s <= 0 ? 1 : (int64_t)(s * 1000.0);
 }
 
-/* connect(host, port [, deadline [, local_address]]) -> conn | nil, kind, msg
- * deadline is absolute, in seconds of smtp.core.now(). */
+/* A string field of the proxy table; the string stays on the stack. */
+static const char *proxy_field(lua_State *L, int idx, const char *name, int required)
+{
+    size_t len;
+    const char *s;
+    lua_getfield(L, idx, name);
+    s = lua_tolstring(L, -1, &len);
+    if ((s == NULL && required) || (s != NULL && strlen(s) != len))
+        luaL_error(L, "proxy.%s: %s", name, s == NULL ? "missing" : "contains NUL");
+    return s;
+}
+
+/* Reads the optional proxy table {type=, host=, port=, user=, password=}
+ * at idx (validated by lua/smtp.lua). Returns 0 when there is none. */
+static int check_proxy(lua_State *L, int idx, struct smtp_proxy *p)
+{
+    const char *type;
+    if (lua_isnoneornil(L, idx))
+        return 0;
+    luaL_checktype(L, idx, LUA_TTABLE);
+    type = proxy_field(L, idx, "type", 1);
+    p->type = strcmp(type, "socks5") == 0 ? SMTP_PROXY_SOCKS5
+              : strcmp(type, "http") == 0 ? SMTP_PROXY_HTTP : 0;
+    p->host = proxy_field(L, idx, "host", 1);
+    p->port = proxy_field(L, idx, "port", 1);
+    p->user = proxy_field(L, idx, "user", 0);
+    p->password = proxy_field(L, idx, "password", 0);
+    return 1;
+}
+
+/* connect(host, port [, deadline [, local_address [, proxy]]])
+ *   -> conn | nil, kind, msg
+ * deadline is absolute, in seconds of smtp.core.now(). With a proxy the
+ * TCP connection goes to the proxy, which then tunnels to host:port. */
 static int lconn_connect(lua_State *L)
 {
     const char *host = luaL_checkstring(L, 1);
     const char *port = luaL_checkstring(L, 2);
     int64_t deadline = to_deadline_ms(L, 3);
     const char *local = luaL_optstring(L, 4, NULL);
+    struct smtp_proxy proxy;
+    int use_proxy = check_proxy(L, 5, &proxy);
     struct lconn *c = lua_newuserdatauv(L, sizeof *c, 1);
     int rc;
     memset(c, 0, sizeof *c);
     c->fd = -1;
     luaL_setmetatable(L, SMTP_CONN_MT);
-    rc = smtp_net_connect(&c->fd, host, port, local, deadline, c->err, sizeof c->err);
+    if (use_proxy)
+        rc = smtp_proxy_connect(&c->fd, &proxy, host, port, local, deadline,
+                                c->err, sizeof c->err);
+    else
+        rc = smtp_net_connect(&c->fd, host, port, local, deadline, c->err, sizeof c->err);
     if (rc != SMTP_OK)
         return smtp_push_failure(L, rc, c->err);
     return 1;

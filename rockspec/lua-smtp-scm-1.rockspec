@@ -35,6 +35,7 @@ build = {
         "csrc/lsmtp.c",
         "csrc/ltls.c",
         "csrc/net.c",
+        "csrc/proxy.c",
         "csrc/reply.c",
         "csrc/sasl.c",
         "csrc/tls.c",
