@@ -37,7 +37,7 @@
 --   is UTF-8).
 --   h.auth_socket, h.users, h.pid, h:log(), h:stop()
 --
--- servers.postfix{ dovecot=?, certs=?, recipients=?, main=? } -> h
+-- servers.postfix{ dovecot=?, certs=?, tls=?, recipients=?, main=? } -> h
 --   Private Postfix (own config, queue and Maildir under a temp dir):
 --   h.ports.plain    no STARTTLS; AUTH offered (if dovecot) without TLS
 --   h.ports.starttls STARTTLS; AUTH only after it (smtpd_tls_auth_only)
@@ -46,7 +46,9 @@
 --   Recipients: <user>@example.test for each dovecot user (default
 --   alice, bob, carol), others at example.test get 550 5.1.1, other
 --   domains 554 5.7.1 (no relaying, even after AUTH). main: extra main.cf
---   settings {name = value}.
+--   settings {name = value}. tls = {cert=, key=} replaces the server
+--   certificate (default certs.server_cert, e.g. c.expired_cert). Needs
+--   root (the master runs as root, daemons as the postfix user).
 --   h:messages([mailbox]) -> deliveries in order, each {mailbox=, file=,
 --     raw=<Maildir file>, added=<headers Postfix prepended: Return-Path,
 --     X-Original-To, Delivered-To, its Received>, body=<raw minus added,
@@ -56,7 +58,7 @@
 --   h:wait_messages(n, timeout=10, [mailbox]); h:log() -> maillog text;
 --   h:stop() (terminates the master's process group)
 --
--- servers.mail_stack{ users=?, recipients=?, main=? } -> s: certs +
+-- servers.mail_stack{ users=?, recipients=?, main=?, tls=? } -> s: certs +
 --   dovecot + postfix: s.certs, s.dovecot, s.postfix, s.host, s.ports,
 --   s.users, s.domain, s:messages(...), s:wait_messages(...), s:stop()
 --
@@ -153,6 +155,12 @@ local function user_list(auth)
     for k, v in pairs(auth) do list[#list + 1] = { k, v } end
   end
   return list
+end
+
+local function need_root(what)
+  if P.run("id -u"):match("^(%d+)") ~= "0" then
+    error(what .. " needs root (tests run as root in CI)", 3)
+  end
 end
 
 local function tls_files(tls)
@@ -329,6 +337,7 @@ end
 
 function M.dovecot(opts)
   opts = opts or {}
+  need_root("servers.dovecot")
   local dir = P.tempdir("dovecot")
   local users = opts.users or M.USERS
   local lines = {}
@@ -506,6 +515,7 @@ end
 
 function M.postfix(opts)
   opts = opts or {}
+  need_root("servers.postfix")
   local c = opts.certs or certs.make()
   local recipients = opts.recipients
   if not recipients then
@@ -540,10 +550,12 @@ function M.postfix(opts)
       vmap[#vmap + 1] = ("%s %s/%s/\n"):format(r, M.DOMAIN, user)
     end
     P.write_file(h.config_dir .. "/vmailbox", table.concat(vmap), "0644")
+    local cert, key = c.server_cert, c.server_key
+    if opts.tls then cert, key = tls_files(opts.tls) end
     local main = fill(MAIN_CF, {
-      DIR = dir, KEY = c.server_key, CERT = c.server_cert,
+      DIR = dir, KEY = key, CERT = cert,
       SASL = opts.dovecot and "yes" or "no",
-      SASLPATH = opts.dovecot and opts.dovecot.auth_socket or "",
+      SASLPATH = opts.dovecot and opts.dovecot.auth_socket or "smtpd",
     })
     for k, v in pairs(opts.main or {}) do main = main .. k .. " = " .. v .. "\n" end
     P.write_file(h.config_dir .. "/main.cf", main, "0644")
@@ -592,7 +604,8 @@ function M.mail_stack(opts)
   s.dovecot = M.dovecot({ users = s.users })
   local ok, err = pcall(function()
     s.postfix = M.postfix({ dovecot = s.dovecot, certs = s.certs,
-                            recipients = opts.recipients, main = opts.main })
+                            recipients = opts.recipients, main = opts.main,
+                            tls = opts.tls })
   end)
   if not ok then
     s.dovecot:stop()

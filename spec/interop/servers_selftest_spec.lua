@@ -361,6 +361,38 @@ s.quit()
   end)
 end)
 
+describe("Postfix alone with another certificate #interop", function()
+  local pf, c
+  setup(function()
+    c = certs.make()
+    pf = servers.postfix({ tls = { cert = c.wrong_host_cert, key = c.wrong_host_key } })
+  end)
+  teardown(function() if pf then pf:stop() end end)
+
+  it("serves the given certificate, offers no AUTH, and delivers", function()
+    local out = py_ok(([[
+ctx = ssl.create_default_context(cafile=%q)
+s = connect(%d)
+print("AUTH" in s.ehlo_resp.decode())
+try:
+    s.starttls(context=ctx)
+except ssl.SSLCertVerificationError as e:
+    print("VERIFY", e.verify_message)
+ctx.check_hostname = False
+s = connect(%d, "plain")
+s.starttls(context=ctx); s.ehlo()
+print("PEER", s.sock.getpeercert()["subjectAltName"])
+s.sendmail("x@example.org", ["bob@example.test"], b"Subject: alone\r\n\r\nok\r\n")
+s.quit()
+]]):format(c.ca_cert, pf.ports.starttls, pf.ports.starttls))
+    assert.matches("^False", out)
+    assert.matches("VERIFY IP address mismatch", out)
+    assert.matches("PEER %(%('DNS', 'wrong%.example%.org'%),%)", out)
+    local m = assert(pf:wait_messages(1, 10, "bob"))[1]
+    assert.equal("Subject: alone\r\n\r\nok\r\n", m.data)
+  end)
+end)
+
 describe("server lifecycle #interop", function()
   it("stop_all() stops every server, and nothing is left listening", function()
     local a = servers.aiosmtpd()
