@@ -891,7 +891,7 @@ end
 function Client:_send_envelope(env, opts)
   local ext = self:extensions()
   if ext.PIPELINING and not opts.all_or_nothing then
-    local result = pipeline.run(self, { env }, opts)[1]
+    local result = pipeline.run(self, 1, function() return env end, opts)[1]
     if Error.is(result) then error(result, 0) end
     return result
   end
@@ -931,28 +931,16 @@ function Client:sendmany(messages, opts)
   if type(opts) ~= "table" then raise { kind = "usage", message = "sendmany options must be a table" } end
   self:_check_open()
   self:_ensure_helo()
-  local envs, results, index = {}, {}, {}
-  for i, msg in ipairs(messages) do
-    local ok, env = pcall(envelope.prepare, msg, opts)
-    if ok then
-      envs[#envs + 1] = env
-      index[#envs] = i
-    elseif Error.is(env) then
-      results[i] = env
-    else
-      error(env, 0)
-    end
-  end
+  local function prepare(i) return envelope.prepare(messages[i], opts) end
   if self:extensions().PIPELINING and not opts.all_or_nothing then
-    for k, r in ipairs(pipeline.run(self, envs, opts)) do results[index[k]] = r end
-    return results
+    return pipeline.run(self, #messages, prepare, opts)
   end
-  for k, env in ipairs(envs) do
-    local i = index[k]
+  local results = {}
+  for i = 1, #messages do
     if self._closed then
       results[i] = Error.new { kind = "io", message = "connection is closed", outcome = "not_sent" }
     else
-      local ok, r = pcall(self._send_envelope, self, env, opts)
+      local ok, r = pcall(function() return self:_send_envelope(prepare(i), opts) end)
       results[i] = r
       if not ok and not Error.is(r) then error(r, 0) end
     end

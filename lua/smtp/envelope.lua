@@ -141,7 +141,10 @@ local function raw_envelope(msg, opts)
   else
     usage("message must be an smtp.message, a string, a file or a function")
   end
-  local fields = parse_fields(head)
+  -- Header fields are parsed only when needed: for the envelope, or to
+  -- remove a Bcc field (a cheap scan tells whether there is one).
+  local has_bcc = head:find("^[Bb][Cc][Cc]%s*:") ~= nil or head:find("\n[Bb][Cc][Cc]%s*:") ~= nil
+  local fields = (has_bcc or opts.from == nil or opts.to == nil) and parse_fields(head) or {}
   local env = {}
   if opts.from ~= nil then
     env.from = opts.from == "" and "" or bare(opts.from, "from")
@@ -159,8 +162,6 @@ local function raw_envelope(msg, opts)
     end
     env.recipients = dedupe(all)
   end
-  local has_bcc = false
-  for _, f in ipairs(fields) do if f.name == "bcc" then has_bcc = true end end
   local header_out = has_bcc and without_bcc(fields) or head
   if size and has_bcc then size = size - (#head - #header_out) end
   if type(msg) == "string" then
@@ -170,7 +171,8 @@ local function raw_envelope(msg, opts)
   end
   -- The source: header (Bcc removed), separator, the body read so far,
   -- then the rest of the stream.
-  local queue = { header_out .. sep, rest }
+  local queue = rest == "" and { header_out .. sep } or { header_out .. sep, rest }
+  if type(msg) == "string" and not has_bcc then queue = { msg } end
   local qi = 0
   env.source = function()
     qi = qi + 1

@@ -141,12 +141,15 @@ local function read_envelope(c, lines, had_rset, nrcpt)
   return mail_reply, rcpt_replies
 end
 
---- Runs the transactions for the prepared envelopes over a PIPELINING
--- server. Returns one result per message (a report, or the smtp.Error of
--- that message). A connection-level failure (io, timeout, protocol) ends
--- the run: it is returned for every message not yet settled, with
--- outcome "unknown" where the data had gone out.
-function pipeline.run(c, envs, opts)
+--- Runs the transactions for `count` messages over a PIPELINING server.
+-- `prepare(i)` gives message i's envelope (smtp.envelope), called only
+-- when its turn comes so a long list is never held prepared in memory;
+-- an smtp.Error it raises becomes that message's result. Returns one
+-- result per message (a report, or the smtp.Error of that message). A
+-- connection-level failure (io, timeout, protocol) ends the run: it is
+-- returned for every message not yet settled, with outcome "unknown"
+-- where the data had gone out.
+function pipeline.run(c, count, prepare, opts)
   local results = {}
   local ext = c:extensions()
   local bdat = ext.CHUNKING and opts.chunking ~= false
@@ -163,8 +166,15 @@ function pipeline.run(c, envs, opts)
       results[p.i] = pipeline.finish(c, p.report, "DATA")
     end
 
-    for i, env in ipairs(envs) do
-      local built, lines = transaction_lines(c, env, opts)
+    for i = 1, count do
+      local prepared, env = pcall(prepare, i)
+      if not prepared and not Error.is(env) then error(env, 0) end
+      local built, lines
+      if prepared then
+        built, lines = transaction_lines(c, env, opts)
+      else
+        built, lines = false, env
+      end
       if not built then
         if not Error.is(lines) then error(lines, 0) end
         results[i] = lines
@@ -242,7 +252,7 @@ function pipeline.run(c, envs, opts)
   end)
   if not ok then
     if not Error.is(fatal) then error(fatal, 0) end
-    for i = 1, #envs do
+    for i = 1, count do
       if results[i] == nil then
         local e = fatal
         if data_sent_for[i] and fatal.outcome ~= "unknown" then
