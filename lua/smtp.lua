@@ -36,6 +36,36 @@ local phases = {
   command = true, auth = true, starttls = true,
 }
 
+local proxy_types = { socks5 = true, http = true }
+
+-- SPEC 1.1 'proxy'. Messages never quote the credentials.
+local function check_proxy(proxy, host)
+  if type(proxy) ~= "table" then usage("smtp.connect: 'proxy' must be a table") end
+  if not proxy_types[proxy.type] then usage("smtp.connect: proxy.type must be \"socks5\" or \"http\"") end
+  if type(proxy.host) ~= "string" or proxy.host == "" or proxy.host:find("[%c%s]") then
+    usage("smtp.connect: proxy.host must be a host name or IP address")
+  end
+  local port = proxy.port
+  if type(port) ~= "number" or port % 1 ~= 0 or port < 1 or port > 65535 then
+    usage("smtp.connect: proxy.port must be an integer from 1 to 65535")
+  end
+  for _, k in pairs({ "user", "password" }) do
+    local v = proxy[k]
+    if v ~= nil and (type(v) ~= "string" or #v > 255 or v:find("%z")) then
+      usage("smtp.connect: proxy." .. k .. " must be a string of at most 255 bytes without NUL")
+    end
+  end
+  if proxy.user == "" or (proxy.password ~= nil and proxy.user == nil) then
+    usage("smtp.connect: proxy.user must be non-empty when credentials are given")
+  end
+  if proxy.type == "http" and proxy.user and proxy.user:find(":", 1, true) then
+    usage("smtp.connect: proxy.user cannot contain ':' with an HTTP proxy (RFC 7617)")
+  end
+  if host:sub(1, 1) == "/" or #host > 255 or host:find("[%c%s]") then
+    usage("smtp.connect: with a proxy, 'host' must be a host name or IP address")
+  end
+end
+
 local function check_connect_opts(opts)
   if type(opts) ~= "table" then usage("smtp.connect expects a table of options") end
   if type(opts.host) ~= "string" or opts.host == "" then
@@ -72,6 +102,10 @@ local function check_connect_opts(opts)
   if opts.local_name ~= nil and (type(opts.local_name) ~= "string" or opts.local_name:find("[%s%z]")) then
     usage("smtp.connect: 'local_name' must be a name without spaces or control characters")
   end
+  if opts.local_address ~= nil and (type(opts.local_address) ~= "string" or opts.local_address == "") then
+    usage("smtp.connect: 'local_address' must be an IP address")
+  end
+  if opts.proxy ~= nil then check_proxy(opts.proxy, opts.host) end
   return port, mode
 end
 
@@ -99,7 +133,7 @@ function smtp.connect(opts)
   port = port or (mode == "implicit" and smtp.smtps_port or smtp.tcp_port)
   local timeouts = opts.timeouts or {}
   local deadline = core.now() + (timeouts.connect or opts.timeout or 60)
-  local conn, kind, msg = socket_transport.connect(opts.host, port, deadline, opts.local_address)
+  local conn, kind, msg = socket_transport.connect(opts.host, port, deadline, opts.local_address, opts.proxy)
   if not conn then
     error(Error.new { kind = kind or "io", message = msg, retryable = true }, 0)
   end

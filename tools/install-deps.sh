@@ -10,6 +10,7 @@ libmbedtls-dev libgsasl-dev
 python3 python3-aiosmtpd
 postfix openssl
 dovecot-core
+dante-server tinyproxy
 "
 
 missing=""

@@ -7,9 +7,10 @@ local core = require "smtp.core"
 local socket_transport = {}
 
 --- Opens a TCP (or UNIX socket) connection before the absolute deadline
--- (seconds on core.now()).
-function socket_transport.connect(host, port, deadline, local_address)
-  return core.connect(host, tostring(port), deadline, local_address)
+-- (seconds on core.now()); through `proxy` ({type=, host=, port=, user=,
+-- password=}) when given.
+function socket_transport.connect(host, port, deadline, local_address, proxy)
+  return core.connect(host, tostring(port), deadline, local_address, proxy)
 end
 
 return socket_transport
