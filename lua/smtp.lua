@@ -145,6 +145,20 @@ function smtp.connect(opts)
   return client
 end
 
+--- Opens an LMTP connection (RFC 2033): `smtp.connect` with
+-- `protocol = "lmtp"`. `host` may be a UNIX socket path (starting with
+-- "/"); after the data, sendmail reads one reply per accepted recipient
+-- and reports each.
+-- @tparam table opts as for `smtp.connect`
+-- @treturn smtp.Client
+function smtp.lmtp_connect(opts)
+  if type(opts) ~= "table" then usage("smtp.lmtp_connect expects a table of options") end
+  local o = {}
+  for k, v in pairs(opts) do o[k] = v end
+  o.protocol = "lmtp"
+  return smtp.connect(o)
+end
+
 --- AUTH mechanisms named in an EHLO response (Netsmtp.auth_mechanisms).
 -- @tparam {string,...} lines e.g. `client:helo_response()`
 -- @treturn {string,...}

@@ -9,7 +9,7 @@ lua5.4 liblua5.4-dev luarocks lua-busted lua-check
 libmbedtls-dev libgsasl-dev
 python3 python3-aiosmtpd
 postfix openssl
-dovecot-core
+dovecot-core dovecot-lmtpd
 dante-server tinyproxy
 "
 
