@@ -369,3 +369,48 @@ describe("STARTTLS through a SOCKS5 tunnel #interop #proxy #tls", function()
     assert.equal("sam", got.auth)
   end)
 end)
+
+describe("Postfix with STARTTLS + AUTH through proxies #interop #proxy #tls", function()
+  local stack, dante_auth, tiny, alice
+
+  setup(function()
+    stack = servers.mail_stack()
+    alice = stack.users[1]
+    tiny = proxies.tinyproxy { auth = HTTP_AUTH, connect_ports = { stack.ports.starttls } }
+    if proxies.namespaces() then dante_auth = proxies.dante { auth = SOCKS_AUTH } end
+  end)
+
+  teardown(function()
+    for _, h in ipairs({ dante_auth, tiny, stack }) do if h then pcall(h.stop, h) end end
+  end)
+
+  local function deliver(proxy, subject)
+    local msg = ("From: %s@%s\r\nTo: bob@%s\r\nSubject: %s\r\n\r\nTunnelled.\r\n")
+      :format(alice.user, stack.domain, stack.domain, subject)
+    local client = smtp.connect { host = "localhost", port = stack.ports.starttls, timeout = 10, proxy = proxy }
+    client:authenticate { tls = { ca_file = stack.certs.ca_cert }, tls_required = true,
+      user = alice.user, password = alice.password }
+    assert.is_true(client:authenticated())
+    assert.is_true(client:tls_info().peer_verified)
+    local report = client:sendmail(msg)
+    client:quit()
+    assert.equal(250, report.reply.code)
+    local found = P.wait_for(10, function()
+      for _, m in ipairs(stack:messages("bob")) do
+        if m.data:find("Subject: " .. subject, 1, true) then return m end
+      end
+    end)
+    assert.truthy(found, "not delivered: " .. subject)
+    assert.equal(msg, found.data)
+  end
+
+  ns_it("delivers through SOCKS5 with username/password", function()
+    deliver({ type = "socks5", host = dante_auth.host, port = dante_auth.port,
+      user = SOCKS_AUTH.user, password = SOCKS_AUTH.password }, "postfix via socks5")
+  end)
+
+  it("delivers through HTTP CONNECT with Basic auth", function()
+    deliver({ type = "http", host = tiny.host, port = tiny.port,
+      user = HTTP_AUTH.user, password = HTTP_AUTH.password }, "postfix via http connect")
+  end)
+end)
