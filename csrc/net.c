@@ -189,7 +189,7 @@ int smtp_net_connect(int *out, const char *host, const char *port,
     snprintf(err, errlen, "connect to %s port %s%s%s%s: %s", host, port,
              last_addr[0] ? " (" : "", last_addr, last_addr[0] ? ")" : "",
              strerror(last_err ? last_err : ECONNREFUSED));
-    return timed_out ? SMTP_ETIMEOUT : SMTP_EIO;
+    return SMTP_EIO;
 }
 
 int smtp_net_sendv(int fd, struct iovec *iov, int iovcnt, int64_t deadline,

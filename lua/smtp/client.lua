@@ -129,8 +129,20 @@ end
 
 -- Sends one or more command lines in a single write. 'shown' replaces
 -- the lines in the trace when they carry credentials.
+-- Bytes already parsed but not asked for are an unsolicited reply (a
+-- second greeting, a reply ahead of its command): the dialogue is out of
+-- step, so nothing more may be sent.
+function Client:_check_in_step(command)
+  if self._parser:buffered() > 0 then
+    self:_abort()
+    raise { kind = "protocol", command = command,
+      message = "unsolicited reply from the server before the command was sent" }
+  end
+end
+
 function Client:_send_lines(lines, phase, shown)
   self:_check_open()
+  self:_check_in_step(shown and shown[1] or lines[1])
   local wire = {}
   for i, line in ipairs(lines) do
     wire[i] = line .. "\r\n"
@@ -152,6 +164,7 @@ end
 -- Writes pre-formatted command bytes (already traced).
 function Client:_send_raw(data, phase, command)
   self:_check_open()
+  self:_check_in_step(command)
   self:_set_deadline(phase)
   local ok, kind, msg = self._t:send(data)
   if not ok then self:_transport_failure(kind, msg, command, { outcome = "not_sent" }) end
@@ -383,6 +396,7 @@ end
 -- 'prefix' (pipelined commands, already traced) goes out with the first
 -- write and 'trailer' with the last. Returns the number of BDAT commands.
 function Client:_send_body(source, bdat, progress, total, prefix, trailer)
+  self:_check_in_step(bdat and "BDAT" or "DATA")
   local t = self._t
   local stuffer = core.dotstuffer(not bdat)
   local batch, batch_len, sent, commands = {}, 0, 0, 0

@@ -800,6 +800,38 @@ STALL
   end
 end)
 
+describe("unsolicited replies", function()
+  it("refuses a second greeting before EHLO is sent", function()
+    local err, _, _, received = dialogue("R: 220 one\\r\\n220 two\\r\\n\n", function(c) c:helo() end)
+    expect_error(err, "protocol", nil, nil)
+    assert.truthy(err.message:find("unsolicited", 1, true))
+    assert.equal("", received)
+  end)
+
+  it("refuses a reply that arrives ahead of its command", function()
+    local err, _, _, received = dialogue(EHLO_PLAIN:gsub("S: 250 ENHANCEDSTATUSCODES\n",
+      "R: 250 ENHANCEDSTATUSCODES\\r\\n250 2.1.0 sender ok\\r\\n\n"), function(c)
+        c:helo()
+        c:mail("a@example.org")
+      end)
+    expect_error(err, "protocol", nil, nil)
+    assert.equal("EHLO client.example\r\n", received)
+  end)
+
+  it("accepts pipelined replies split across packets at every byte", function()
+    local replies = "250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n"
+    local lines = {}
+    for i = 1, #replies do
+      lines[#lines + 1] = "R: " .. replies:sub(i, i):gsub("\r", "\\r"):gsub("\n", "\\n")
+      lines[#lines + 1] = "SLEEP 0.002"
+    end
+    local err, sok, serr = dialogue(EHLO_PIPE .. "C: MAIL FROM:<a@example.org> SIZE=@SIZE@\nC: RCPT TO:<b@example.org>\n" ..
+      "C: DATA\n" .. table.concat(lines, "\n") .. "\nBODY\nS: 250 ok\n", function(c) c:sendmail(RAW) end)
+    assert.is_nil(err)
+    assert.is_true(sok, serr)
+  end)
+end)
+
 describe("smtp.debug", function()
   it("traces both directions through a function hook", function()
     local seen = {}
