@@ -670,6 +670,57 @@ S: 221 bye
     assert.is_true(results.closed)
   end)
 
+  it("bdat sends a raw chunk and its LAST", function()
+    local replies = {}
+    local err, sok, serr, received = dialogue([[
+S: 220 mx ESMTP
+C: EHLO client.example
+S: 250-mx
+S: 250 CHUNKING
+C: MAIL FROM:<a@example.org>
+S: 250 ok
+C: RCPT TO:<b@example.org>
+S: 250 ok
+BDAT
+S: 250 2.0.0 chunk ok
+BDAT
+S: 250 2.0.0 queued as BDAT42
+]], function(c)
+      c:helo()
+      c:mail("a@example.org")
+      c:rcpt("b@example.org")
+      replies[1] = c:bdat("From: a@example.org\r\n", false)
+      replies[2] = c:bdat("\r\nbody\r\n", true)
+    end)
+    assert.is_nil(err)
+    assert.is_true(sok, serr)
+    assert.equal("BDAT42", replies[2].queue_id)
+    assert.truthy(received:find("BDAT 21\r\nFrom: a@example.org\r\nBDAT 8 LAST\r\n\r\nbody\r\n", 1, true))
+  end)
+
+  it("closes the connection at the end of a <close> scope and when collected", function()
+    local server = scripted.start("S: 220 mx\nC: NOOP\nS: 250 ok\n")
+    local chunk = assert(load([[
+      local smtp, port = ...
+      local c <close> = smtp.connect { host = "127.0.0.1", port = port, timeout = 5 }
+      c:noop()
+      return c
+    ]]))
+    local c = chunk(smtp, server.port)
+    assert.is_true(c:closed())
+    local ok = server:result()
+    assert.is_true(ok)
+    local s2 = scripted.start("S: 220 mx\n")
+    do
+      smtp.connect { host = "127.0.0.1", port = s2.port, timeout = 5 }
+    end
+    collectgarbage()
+    collectgarbage()
+    local ok2, serr2, received = s2:result(5)
+    assert.is_true(ok2, serr2)
+    assert.equal("", received[1])
+  end)
+
   it("rcpt raises with the recipient set", function()
     local err = dialogue(EHLO_PLAIN .. [[
 C: MAIL FROM:<a@example.org>
