@@ -52,9 +52,11 @@ end
 
 -- Tracing ---------------------------------------------------------------
 
+-- A failing trace hook must not break the dialogue half-way through a
+-- pipelined exchange: its errors are dropped.
 function Client:_trace(direction, line)
   local hook = self._hook or trace.global()
-  if hook then hook(direction, line) end
+  if hook then pcall(hook, direction, line) end
 end
 
 local function reply_lines_for_trace(reply)
@@ -412,7 +414,15 @@ function Client:_send_body(source, bdat, progress, total, prefix, trailer)
     end
     sent = sent + #data
     if bdat then commands = commands + 1 end
-    if progress then progress(sent, total) end
+    if progress then
+      local ok, err = pcall(progress, sent, total)
+      if not ok then
+        -- Mid-body: the message cannot be finished safely; drop it.
+        self:_abort()
+        raise { kind = "usage", message = "progress callback failed: " .. tostring(err),
+          outcome = final and "unknown" or "not_sent" }
+      end
+    end
   end
   while true do
     local chunk, err = pull(source)

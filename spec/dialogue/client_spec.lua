@@ -851,6 +851,51 @@ STALL
   end
 end)
 
+describe("sendmail progress", function()
+  it("reports bytes sent against the total as the body goes out", function()
+    local body = "From: a@example.org\r\nTo: b@example.org\r\n\r\n" .. string.rep("x", 200000) .. "\r\n"
+    local calls = {}
+    local err, sok, serr = dialogue(EHLO_PLAIN .. [[
+C: MAIL FROM:<a@example.org>
+S: 250 ok
+C: RCPT TO:<b@example.org>
+S: 250 ok
+C: DATA
+S: 354 go
+BODY
+S: 250 ok
+]], function(c)
+      c:sendmail(body, { progress = function(sent, total) calls[#calls + 1] = { sent, total } end })
+    end)
+    assert.is_nil(err)
+    assert.is_true(sok, serr)
+    assert.is_true(#calls >= 1)
+    assert.same({ #body, #body }, calls[#calls])
+    for i = 2, #calls do assert.is_true(calls[i][1] >= calls[i - 1][1]) end
+  end)
+
+  it("drops the message when the progress callback fails", function()
+    local closed
+    local err, _, _, received = dialogue(EHLO_PLAIN .. [[
+C: MAIL FROM:<a@example.org>
+S: 250 ok
+C: RCPT TO:<b@example.org>
+S: 250 ok
+C: DATA
+S: 354 go
+STALL
+]], function(c)
+      local ok, e = pcall(c.sendmail, c, RAW, { progress = function() error("boom") end })
+      closed = c:closed()
+      assert(not ok)
+      error(e, 0)
+    end)
+    expect_error(err, "usage", nil, nil)
+    assert.is_true(closed)
+    assert.is_truthy(received)
+  end)
+end)
+
 describe("unsolicited replies", function()
   it("refuses a second greeting before EHLO is sent", function()
     local err, _, _, received = dialogue("R: 220 one\\r\\n220 two\\r\\n\n", function(c) c:helo() end)
