@@ -406,6 +406,15 @@ function Client:_send_body(source, bdat, progress, total, prefix, trailer)
   local function flush(final)
     local data = #batch == 1 and batch[1] or concat(batch)
     batch, batch_len = {}, 0
+    -- Progress is reported just before the bytes go out, so a failing
+    -- callback can still drop the message before its terminator.
+    if progress then
+      local ok, err = pcall(progress, sent + #data, total)
+      if not ok then
+        self:_abort()
+        raise { kind = "usage", message = "progress callback failed: " .. tostring(err), outcome = "not_sent" }
+      end
+    end
     self:_set_deadline("data_block")
     local n, kind, msg = t:send_data(stuffer, data, final, bdat, prefix, final and trailer or nil)
     prefix = nil
@@ -414,15 +423,6 @@ function Client:_send_body(source, bdat, progress, total, prefix, trailer)
     end
     sent = sent + #data
     if bdat then commands = commands + 1 end
-    if progress then
-      local ok, err = pcall(progress, sent, total)
-      if not ok then
-        -- Mid-body: the message cannot be finished safely; drop it.
-        self:_abort()
-        raise { kind = "usage", message = "progress callback failed: " .. tostring(err),
-          outcome = final and "unknown" or "not_sent" }
-      end
-    end
   end
   while true do
     local chunk, err = pull(source)

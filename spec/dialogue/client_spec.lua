@@ -891,8 +891,9 @@ STALL
       error(e, 0)
     end)
     expect_error(err, "usage", nil, nil)
+    assert.equal("not_sent", err.outcome)
     assert.is_true(closed)
-    assert.is_truthy(received)
+    assert.is_nil(received:find("\r\n.\r\n", 1, true))
   end)
 end)
 
