@@ -13,6 +13,7 @@
 #include "err.h"
 #include "deadline.h"
 
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -326,6 +327,20 @@ static int lconn_is_closed(lua_State *L)
     return 1;
 }
 
+/* local_literal() -> "[192.0.2.1]" / "[IPv6:...]" | nil: the default
+ * EHLO name when the machine has no FQDN (RFC 5321 4.1.4). */
+static int lconn_local_literal(lua_State *L)
+{
+    struct lconn *c = check_conn(L);
+    char buf[INET6_ADDRSTRLEN + 16];
+    if (c->fd < 0 || smtp_net_local_literal(c->fd, buf, sizeof buf) != SMTP_OK) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_pushstring(L, buf);
+    return 1;
+}
+
 static int lconn_fileno(lua_State *L)
 {
     lua_pushinteger(L, check_conn(L)->fd);
@@ -353,6 +368,7 @@ static const luaL_Reg lconn_methods[] = {
     {"close", lconn_close},
     {"is_closed", lconn_is_closed},
     {"fileno", lconn_fileno},
+    {"local_literal", lconn_local_literal},
     {"__gc", lconn_close},
     {"__close", lconn_close},
     {"__tostring", lconn_tostring},

@@ -40,6 +40,21 @@ int smtp_net_wait(int fd, short events, int64_t deadline)
     }
 }
 
+int smtp_net_local_literal(int fd, char *buf, size_t len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    char host[INET6_ADDRSTRLEN];
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+        return SMTP_EIO;
+    if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
+        return SMTP_EUSAGE;
+    if (getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, NULL, 0, NI_NUMERICHOST) != 0)
+        return SMTP_EIO;
+    snprintf(buf, len, ss.ss_family == AF_INET ? "[%s]" : "[IPv6:%s]", host);
+    return SMTP_OK;
+}
+
 static int set_nonblocking(int fd)
 {
     int flags = fcntl(fd, F_GETFL, 0);

@@ -26,6 +26,10 @@ int smtp_net_sendv(int fd, struct iovec *iov, int iovcnt, int64_t deadline,
 int smtp_net_recv(int fd, void *buf, size_t cap, size_t *got, int64_t deadline,
                   char *err, size_t errlen);
 
+/* The socket's own address as an RFC 5321 4.1.3 address literal:
+ * "[192.0.2.1]" or "[IPv6:2001:db8::1]". SMTP_EUSAGE for other families. */
+int smtp_net_local_literal(int fd, char *buf, size_t len);
+
 /* Waits until fd is readable (POLLIN) or writable (POLLOUT). */
 int smtp_net_wait(int fd, short events, int64_t deadline);
 

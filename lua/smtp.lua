@@ -130,6 +130,14 @@ end
 -- @treturn smtp.Client
 function smtp.connect(opts)
   local port, mode = check_connect_opts(opts)
+  -- "[::1]" as written in URLs and address literals.
+  local bare_host = opts.host:match("^%[(.*)%]$")
+  if bare_host then
+    local o = {}
+    for k, v in pairs(opts) do o[k] = v end
+    o.host = bare_host:gsub("^IPv6:", "")
+    opts = o
+  end
   port = port or (mode == "implicit" and smtp.smtps_port or smtp.tcp_port)
   local timeouts = opts.timeouts or {}
   local deadline = core.now() + (timeouts.connect or opts.timeout or 60)

@@ -223,20 +223,24 @@ local function read_first_line(path)
 end
 
 -- The machine's FQDN without forking: /etc/mailname (Debian's mail name),
--- then /etc/hostname when it is dotted; else an address literal.
-local function default_local_name()
+-- then /etc/hostname when it is dotted; else the connection's own address
+-- as a literal (RFC 5321 4.1.4).
+local function machine_fqdn()
   if cached_fqdn == nil then
     local name = read_first_line("/etc/mailname")
     if not (name and name:find("%.")) then
       name = read_first_line("/etc/hostname")
     end
-    if name and name:find("%.") and name:match("^[%w%.%-]+$") then
-      cached_fqdn = name
-    else
-      cached_fqdn = "[127.0.0.1]"
-    end
+    cached_fqdn = name and name:find("%.") and name:match("^[%w%.%-]+$") and name or false
   end
-  return cached_fqdn
+  return cached_fqdn or nil
+end
+
+function Client:_default_local_name()
+  local name = machine_fqdn()
+  if name then return name end
+  local t = self._t
+  return t.local_literal and t:local_literal() or "[127.0.0.1]"
 end
 
 --- Sends EHLO (LHLO for LMTP), falling back to HELO on 500/502, and
@@ -245,7 +249,7 @@ end
 -- the machine's FQDN, else an address literal)
 -- @treturn {string,...} response lines
 function Client:helo(host)
-  host = host or self._local_name or default_local_name()
+  host = host or self._local_name or self:_default_local_name()
   address.check_arg(host, "host")
   local verb = self._protocol == "lmtp" and "LHLO" or "EHLO"
   local line = verb .. " " .. host

@@ -82,4 +82,21 @@ describe("aiosmtpd #interop", function()
     assert.equal("From: a@example.org\r\nTo: b@example.org\r\nSubject: file\r\n\r\n" .. body, got[before + 1].data)
     assert.equal("From: a@example.org\r\nTo: b@example.org\r\n\r\nsmall\r\n", got[before + 2].data)
   end)
+
+  it("connects over IPv6 (::1, also written [::1]) and names itself with an IPv6 literal", function()
+    local v6 = servers.aiosmtpd { host = "::1" }
+    local ok, err = pcall(function()
+      for _, host in ipairs({ "::1", "[::1]" }) do
+        local seen
+        local client = smtp.connect { host = host, port = v6.port, timeout = 10,
+          debug = function(_, line) if line:find("^EHLO") then seen = line end end }
+        client:sendmail("From: a@example.org\r\nTo: b@example.org\r\n\r\nover IPv6\r\n")
+        client:quit()
+        assert.truthy(seen == "EHLO [IPv6:::1]" or not seen:find("^EHLO %["), seen)
+      end
+      assert.equal(2, #assert(v6:wait_messages(2)))
+    end)
+    v6:stop()
+    assert(ok, err)
+  end)
 end)
