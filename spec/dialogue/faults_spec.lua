@@ -62,9 +62,12 @@ local faults = {
 
 -- While the body is being written the client is not reading: a server
 -- that stops reading makes the write time out, whatever else it does.
-local function expected_kind(step, fault)
-  if step.body and fault ~= "close" then return "timeout" end
-  return faults[fault].kind
+-- Garbage sent right after the 354 may already be buffered when the body
+-- starts: that is an unsolicited reply (protocol) rather than a timeout.
+local function expected_kinds(step, fault)
+  if step.body and fault == "garbage" then return { timeout = true, protocol = true } end
+  if step.body and fault ~= "close" then return { timeout = true } end
+  return { [faults[fault].kind] = true }
 end
 
 describe("fault matrix", function()
@@ -97,7 +100,7 @@ describe("fault matrix", function()
         else
           assert.is_false(ok, "no error raised")
           assert.is_true(smtp.Error.is(err), tostring(err))
-          assert.equal(expected_kind(step, fname), err.kind)
+          assert.is_true(expected_kinds(step, fname)[err.kind] == true, "kind " .. tostring(err.kind))
           if step.after_dot then assert.equal("unknown", err.outcome) end
         end
         assert.is_true(elapsed < TIMEOUT + 1, ("took %.2f s"):format(elapsed))
