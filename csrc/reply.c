@@ -111,10 +111,12 @@ int smtp_reply_feed(struct smtp_reply_parser *p, const char *data, size_t len)
 }
 
 /* Copies the enhanced code of the first line into r when its class agrees
- * with the reply code (RFC 2034 section 4). */
+ * with the reply code (RFC 2034 section 4). Builds it in a scratch buffer
+ * so that a code cut short leaves r->enhanced empty, never unterminated. */
 static void find_enhanced(struct smtp_reply *r)
 {
     const char *s = r->raw + 4, *end = r->raw + r->rawlen;
+    char e[sizeof r->enhanced];
     size_t i = 0;
     int part;
     r->enhanced[0] = '\0';
@@ -127,20 +129,19 @@ static void find_enhanced(struct smtp_reply *r)
         if (part > 0) {
             if (s >= end || *s != '.')
                 return;
-            r->enhanced[i++] = *s++;
+            e[i++] = *s++;
         }
         while (s < end && is_digit(*s) && digits < 3) {
-            r->enhanced[i++] = *s++;
+            e[i++] = *s++;
             digits++;
         }
         if (digits == 0 || (s < end && is_digit(*s)))
             return;
     }
-    if (s < end && *s != ' ' && *s != '\r' && *s != '\n') {
-        r->enhanced[0] = '\0';
+    if (s < end && *s != ' ' && *s != '\r' && *s != '\n')
         return;
-    }
-    r->enhanced[i] = '\0';
+    e[i] = '\0';
+    memcpy(r->enhanced, e, i + 1);
 }
 
 int smtp_reply_next(struct smtp_reply_parser *p, struct smtp_reply *r)

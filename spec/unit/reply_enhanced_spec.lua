@@ -1,0 +1,29 @@
+-- Regression (found by fuzz/fuzz_reply.c): a truncated or malformed
+-- enhanced status code (RFC 2034) must leave no enhanced field and keep
+-- the text whole; the parser once left its enhanced buffer unterminated.
+local core = require "smtp.core"
+
+local function one(input)
+  local p = core.reply_parser()
+  assert(p:feed(input))
+  return assert(p:next())
+end
+
+describe("smtp.core ReplyParser enhanced codes", function()
+  local rows = {
+    { "250 2.1\r\n", "2.1" },
+    { "250 2.1.\r\n", "2.1." },
+    { "250 2.\r\n", "2." },
+    { "250 2x ok\r\n", "2x ok" },
+    { "250 2.1.x ok\r\n", "2.1.x ok" },
+    { "250 2.1234.5 ok\r\n", "2.1234.5 ok" },
+    { "250 2\r\n", "2" },
+  }
+  for _, row in ipairs(rows) do
+    it("has none for " .. ("%q"):format(row[1]), function()
+      local r = one(row[1])
+      assert.is_nil(r.enhanced)
+      assert.same({ row[2] }, r.lines)
+    end)
+  end
+end)
