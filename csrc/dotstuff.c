@@ -11,6 +11,12 @@ void smtp_dot_init(struct smtp_dotstuffer *d, int stuff)
     d->at_line_start = 1;
 }
 
+void smtp_dot_init_binary(struct smtp_dotstuffer *d)
+{
+    smtp_dot_init(d, 0);
+    d->binary = 1;
+}
+
 /* Length of the prefix of in[0..len) free of CR and LF. */
 static size_t plain_run(const char *in, size_t len)
 {
@@ -24,6 +30,11 @@ size_t smtp_dot_encode(struct smtp_dotstuffer *d, const char *in, size_t len, ch
 {
     size_t i = 0, o = 0;
     d->bytes_in += len;
+    if (d->binary) {
+        memcpy(out, in, len);
+        d->bytes_out += len;
+        return len;
+    }
     while (i < len) {
         char c = in[i];
         if (c == '\n') {
@@ -63,6 +74,8 @@ size_t smtp_dot_finish(struct smtp_dotstuffer *d, char *out)
     if (d->finished)
         return 0;
     d->finished = 1;
+    if (d->binary)
+        return 0;
     if (!d->at_line_start) {
         out[o++] = '\r';
         out[o++] = '\n';

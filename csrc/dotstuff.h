@@ -11,6 +11,7 @@
 
 struct smtp_dotstuffer {
     int stuff;          /* double leading dots (DATA) or not (BDAT) */
+    int binary;         /* BDAT with BODY=BINARYMIME: bytes pass untouched */
     int at_line_start;  /* the next byte opens a line */
     int after_cr;       /* the last input byte was CR: a following LF is its pair */
     int finished;
@@ -23,6 +24,8 @@ struct smtp_dotstuffer {
 #define SMTP_DOT_FINISH_MAX 5
 
 void smtp_dot_init(struct smtp_dotstuffer *d, int stuff);
+/* BINARYMIME (RFC 3030): no line-end conversion, no stuffing, no tail. */
+void smtp_dot_init_binary(struct smtp_dotstuffer *d);
 /* Encodes len bytes into out (room for SMTP_DOT_MAX_OUT(len)); returns
  * the number of bytes written. */
 size_t smtp_dot_encode(struct smtp_dotstuffer *d, const char *in, size_t len, char *out);

@@ -10,12 +10,18 @@ struct smtp_dotstuffer *ldotstuff_check(lua_State *L, int idx)
     return luaL_checkudata(L, idx, SMTP_DOTSTUFFER_MT);
 }
 
-/* dotstuffer([stuff = true]): stuff=false only normalises line ends (BDAT). */
+/* dotstuffer([stuff = true [, binary = false]]): stuff=false only
+ * normalises line ends (BDAT); binary=true passes bytes untouched
+ * (BDAT with BODY=BINARYMIME). */
 static int ldotstuff_new(lua_State *L)
 {
     int stuff = lua_isnoneornil(L, 1) ? 1 : lua_toboolean(L, 1);
+    int binary = lua_toboolean(L, 2);
     struct smtp_dotstuffer *d = lua_newuserdatauv(L, sizeof *d, 0);
-    smtp_dot_init(d, stuff);
+    if (binary)
+        smtp_dot_init_binary(d);
+    else
+        smtp_dot_init(d, stuff);
     luaL_setmetatable(L, SMTP_DOTSTUFFER_MT);
     return 1;
 }

@@ -401,10 +401,10 @@ end
 -- stall). With bdat, each write is one "BDAT n" chunk, the last "LAST".
 -- 'prefix' (pipelined commands, already traced) goes out with the first
 -- write and 'trailer' with the last. Returns the number of BDAT commands.
-function Client:_send_body(source, bdat, progress, total, prefix, trailer)
+function Client:_send_body(source, bdat, progress, total, prefix, trailer, binary)
   self:_check_in_step(bdat and "BDAT" or "DATA")
   local t = self._t
-  local stuffer = core.dotstuffer(not bdat)
+  local stuffer = core.dotstuffer(not bdat, binary)
   local batch, batch_len, sent, commands = {}, 0, 0, 0
   local limit = bdat and BDAT_CHUNK or WRITE_BATCH
   local function flush(final)
@@ -809,7 +809,14 @@ function Client:_mail_params(env, opts)
     raise { kind = "permanent", outcome = "not_sent",
       message = "message has 8-bit data but the server does not offer 8BITMIME" }
   end
-  if ext["8BITMIME"] and env.eightbit ~= false then
+  if env.binary then
+    -- RFC 3030 3: binary content goes only as BDAT with BODY=BINARYMIME.
+    if not (ext.BINARYMIME and ext.CHUNKING and ext.PIPELINING) or opts.chunking == false then
+      raise { kind = "permanent", outcome = "not_sent",
+        message = "message has binary data (NUL bytes) but the server does not offer BINARYMIME with CHUNKING" }
+    end
+    params[#params + 1] = "BODY=BINARYMIME"
+  elseif ext["8BITMIME"] and env.eightbit ~= false then
     params[#params + 1] = "BODY=8BITMIME"
   end
   if ext.SIZE and env.size then
@@ -932,6 +939,16 @@ function Client:_send_envelope(env, opts)
     self:_abandon(nil)
     failure.report = report
     error(failure, 0)
+  end
+  if env.binary then
+    -- BINARYMIME needs BDAT; every chunk is answered, the last decides.
+    local chunks = self:_send_body(env.source, true, opts.progress, env.size, nil, nil, true)
+    for _ = 1, chunks - 1 do
+      self:_expect(self:_read("data_block", "BDAT", { outcome = "not_sent" }), "BDAT", 250, 259, { outcome = "not_sent" })
+    end
+    local result = pipeline.finish(self, report, "BDAT")
+    if Error.is(result) then error(result, 0) end
+    return result
   end
   self:_send_lines({ "DATA" }, "data_init")
   local data_reply = self:_read("data_init", "DATA", { outcome = "not_sent" })

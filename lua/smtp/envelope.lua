@@ -166,6 +166,8 @@ local function raw_envelope(msg, opts)
   if size and has_bcc then size = size - (#head - #header_out) end
   if type(msg) == "string" then
     env.eightbit = msg:find("[\128-\255]") ~= nil
+    -- NUL cannot travel as text: only BDAT with BINARYMIME carries it.
+    env.binary = msg:find("%z") ~= nil
   elseif head:find("[\128-\255]") or rest:find("[\128-\255]") then
     env.eightbit = true
   end
@@ -188,7 +190,7 @@ end
 
 --- Prepares a message for sendmail.
 -- @return `{from=, recipients={...}, source=fn, size=n|nil,
--- eightbit=bool|nil, smtputf8=bool}`
+-- eightbit=bool|nil, binary=bool|nil, smtputf8=bool}`
 function envelope.prepare(msg, opts)
   local env
   if type(msg) == "table" and type(msg.source) == "function" then
@@ -204,6 +206,7 @@ function envelope.prepare(msg, opts)
     end
     local req = msg.requirements and msg:requirements() or {}
     env.eightbit = req.eightbit
+    env.binary = req.binary
     env.smtputf8 = req.smtputf8
     env.size = req.size
     env.source = msg:source()

@@ -184,10 +184,10 @@ function pipeline.run(c, count, prepare, opts)
         if had_rset then group[1] = "RSET" end
         for _, l in ipairs(lines) do group[#group + 1] = l end
         need_rset = false
-        if bdat then
+        if bdat or env.binary then
           c:_trace_lines(group)
           data_sent_for[i] = true
-          local chunks = c:_send_body(env.source, true, opts.progress, env.size, wire(group))
+          local chunks = c:_send_body(env.source, true, opts.progress, env.size, wire(group), nil, env.binary)
           local mail_reply, rcpt_replies = read_envelope(c, lines, had_rset, #env.recipients)
           local report, failure = pipeline.judge(c, env, lines, mail_reply, rcpt_replies, false)
           -- Every BDAT is answered; a refused chunk stops the message.

@@ -195,4 +195,57 @@ S: 250 ok
     assert.equal("usage", results[1].kind)
     assert.equal(250, results[2].reply.code)
   end)
+
+  it("sends a message with NUL bytes untouched as BDAT with BODY=BINARYMIME", function()
+    local bin = "From: a@example.org\r\nTo: b@example.org\r\n\r\nbinary\0bytes\nbare lf\r.\r\n"
+    local err, sok, serr, received = run(([[
+S: 220 mx ESMTP
+C: EHLO c.example
+S: 250-mx
+S: 250-PIPELINING
+S: 250-CHUNKING
+S: 250 BINARYMIME
+C: MAIL FROM:<a@example.org> BODY=BINARYMIME
+C: RCPT TO:<b@example.org>
+BDAT
+R: 250 ok\r\n250 ok\r\n250 ok\r\n
+]]), function(c) c:sendmail(bin) end)
+    assert.is_nil(err)
+    assert.is_true(sok, serr)
+    assert.truthy(received:find("BDAT " .. #bin .. " LAST\r\n" .. bin, 1, true))
+  end)
+
+  it("refuses binary data when the server lacks BINARYMIME", function()
+    local err, sok, _, received = run([[
+S: 220 mx ESMTP
+C: EHLO c.example
+S: 250-mx
+S: 250-PIPELINING
+S: 250 CHUNKING
+]], function(c) c:sendmail("From: a@example.org\r\nTo: b@example.org\r\n\r\nx\0y\r\n") end)
+    assert.is_true(sok)
+    assert.equal("permanent", err.kind)
+    assert.truthy(err.message:find("BINARYMIME", 1, true))
+    assert.equal("EHLO c.example\r\n", received)
+  end)
+
+  it("uses BDAT for binary data with all_or_nothing too", function()
+    local bin = "From: a@example.org\r\nTo: b@example.org\r\n\r\nx\0y\r\n"
+    local err, sok, serr, received = run([[
+S: 220 mx ESMTP
+C: EHLO c.example
+S: 250-mx
+S: 250-PIPELINING
+S: 250-CHUNKING
+S: 250 BINARYMIME
+C: MAIL FROM:<a@example.org> BODY=BINARYMIME
+C: RCPT TO:<b@example.org>
+R: 250 ok\r\n250 ok\r\n
+BDAT
+S: 250 2.0.0 queued as BIN1
+]], function(c) assert.equal("BIN1", c:sendmail(bin, { all_or_nothing = true }).reply.queue_id) end)
+    assert.is_nil(err)
+    assert.is_true(sok, serr)
+    assert.truthy(received:find("BDAT " .. #bin .. " LAST\r\n" .. bin, 1, true))
+  end)
 end)
