@@ -944,7 +944,8 @@ function Client:_send_envelope(env, opts)
     -- BINARYMIME needs BDAT; every chunk is answered, the last decides.
     local chunks = self:_send_body(env.source, true, opts.progress, env.size, nil, nil, true)
     for _ = 1, chunks - 1 do
-      self:_expect(self:_read("data_block", "BDAT", { outcome = "not_sent" }), "BDAT", 250, 259, { outcome = "not_sent" })
+      local r = self:_read("data_block", "BDAT", { outcome = "not_sent" })
+      self:_expect(r, "BDAT", 250, 259, { outcome = "not_sent" })
     end
     local result = pipeline.finish(self, report, "BDAT")
     if Error.is(result) then error(result, 0) end
