@@ -943,9 +943,14 @@ function Client:_send_envelope(env, opts)
   if env.binary then
     -- BINARYMIME needs BDAT; every chunk is answered, the last decides.
     local chunks = self:_send_body(env.source, true, opts.progress, env.size, nil, nil, true)
+    local refused
     for _ = 1, chunks - 1 do
       local r = self:_read("data_block", "BDAT", { outcome = "not_sent" })
-      self:_expect(r, "BDAT", 250, 259, { outcome = "not_sent" })
+      if not refused and (r.code < 200 or r.code >= 300) then refused = r end
+    end
+    if refused then
+      self:_read("data_end", "BDAT", { outcome = "not_sent" })
+      self:_expect(refused, "BDAT", 250, 259, { outcome = "not_sent" })
     end
     local result = pipeline.finish(self, report, "BDAT")
     if Error.is(result) then error(result, 0) end
