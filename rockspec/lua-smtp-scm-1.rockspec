@@ -56,4 +56,5 @@ build = {
     ["smtp.trace"] = "lua/smtp/trace.lua",
     ["smtp.transport.socket"] = "lua/smtp/transport/socket.lua",
   },
+  install = { bin = { ["smtp-send"] = "bin/smtp-send" } },
 }
