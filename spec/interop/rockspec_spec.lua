@@ -16,7 +16,7 @@ describe("luarocks make #interop", function()
     end
     local dir = os.tmpname()
     os.remove(dir)
-    assert(run("mkdir -p " .. dir .. "/src && cp -r csrc lua rockspec " .. dir .. "/src/"))
+    assert(run("mkdir -p " .. dir .. "/src && cp -r csrc lua rockspec bin " .. dir .. "/src/"))
     local ok, out = run(("cd %s/src && luarocks --lua-version=5.4 make --tree=%s/tree rockspec/lua-smtp-scm-1.rockspec")
       :format(dir, dir))
     assert.is_true(ok, out)
