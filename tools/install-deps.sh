@@ -11,6 +11,8 @@ python3 python3-aiosmtpd
 postfix openssl
 dovecot-core dovecot-lmtpd
 dante-server tinyproxy
+lua5.1 liblua5.1-0-dev lua5.3 liblua5.3-dev luajit2 libluajit2-5.1-dev lua-socket
+nginx libnginx-mod-http-lua lua-resty-core lua-resty-lrucache
 "
 
 missing=""
