@@ -36,6 +36,7 @@ static const smtp_opener openers[] = {
     lconn_open,
     lreply_open,
     ldotstuff_open,
+    lcodec_open,
     ltls_open,
     lsasl_open,
     NULL

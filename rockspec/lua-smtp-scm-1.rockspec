@@ -26,8 +26,10 @@ build = {
     ["smtp.core"] = {
       -- the same list as the Makefile's csrc/*.c (spec/unit/build_spec.lua)
       sources = {
+        "csrc/codec.c",
         "csrc/compat.c",
         "csrc/dotstuff.c",
+        "csrc/lcodec.c",
         "csrc/lconn.c",
         "csrc/ldotstuff.c",
         "csrc/lreply.c",
