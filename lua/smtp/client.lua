@@ -78,6 +78,7 @@ end
 
 --- Closes the transport without a QUIT: the stream is out of sync or the
 -- caller is done.
+-- @local
 function Client:_abort()
   if not self._closed then
     self._closed = true
