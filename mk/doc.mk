@@ -1,4 +1,4 @@
-# API reference with LDoc (Debian lua-ldoc, markdown via lua-markdown):
+# API reference with LDoc (Debian lua-ldoc, markdown by lua-discount):
 # `make doc` writes doc/ from the doc comments in lua/ (config.ld says
 # which modules are public); `make check-doc` fails when a public function
 # of smtp or smtp.Client has no --- doc comment or an option goes unnamed.

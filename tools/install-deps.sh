@@ -13,7 +13,7 @@ dovecot-core dovecot-lmtpd
 dante-server tinyproxy
 lua5.1 liblua5.1-0-dev lua5.3 liblua5.3-dev luajit2 libluajit2-5.1-dev lua-socket
 nginx libnginx-mod-http-lua lua-resty-core lua-resty-lrucache
-lua-ldoc lua-markdown util-linux
+lua-ldoc lua-discount util-linux
 "
 
 missing=""

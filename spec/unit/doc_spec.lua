@@ -170,7 +170,7 @@ describe("API documentation", function()
         "usage" }) do
         assert.truthy(err:find(">" .. kind .. "<", 1, true), kind)
       end
-      -- markdown is rendered (lua-markdown), not shown as raw backticks
+      -- markdown is rendered (lua-discount), not shown as raw backticks
       assert.is_nil(client:find("`tls`", 1, true))
       -- private helpers stay out of the reference
       assert.is_nil(client:find("smtp.Client:_", 1, true))
