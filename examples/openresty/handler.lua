@@ -2,7 +2,7 @@
 -- request handler. With transport = ngx.socket.tcp() every network wait is
 -- a cosocket wait, so the worker keeps serving other requests meanwhile;
 -- STARTTLS uses the cosocket's sslhandshake (lua_ssl_trusted_certificate).
--- Run from the checkout:  nginx -p examples/openresty/ -c nginx.conf
+-- Run from the checkout:  nginx -p examples/openresty/ -c nginx.conf -e stderr
 --   curl --data 'Disk almost full' http://127.0.0.1:8080/notify          (waits for the server's reply)
 --   curl --data 'Disk almost full' 'http://127.0.0.1:8080/notify?async=1' (queued in a timer: 202 at once)
 -- luacheck: globals ngx

@@ -72,6 +72,19 @@ describe("examples/ #interop", function()
     assert.is_true(count >= 7, list)
   end)
 
+  it("the OpenResty nginx.conf passes nginx -t (Debian nginx with the lua module)", function()
+    if not (P.exists("/usr/sbin/nginx") and P.exists("/usr/lib/nginx/modules/ngx_http_lua_module.so")) then
+      pending("nginx with the lua module is not installed (make deps installs it)")
+      return
+    end
+    local copy = P.tempdir("nginx-conf")
+    P.run(("cp %s/examples/openresty/nginx.conf %s/examples/openresty/handler.lua %s/"):format(
+      P.q(ROOT), P.q(ROOT), P.q(copy)))
+    local ok, out = P.try(("/usr/sbin/nginx -t -p %s/ -c nginx.conf -e stderr"):format(P.q(copy)))
+    assert.is_true(ok, out)
+    assert.truthy(out:find("test is successful", 1, true), out)
+  end)
+
   it("the OpenResty handler runs under nginx", function()
     pending("not run: needs an nginx with the lua module and smtp.core built for LuaJIT; once " ..
       "spec/interop/nginx_spec.lua provides a test nginx, start it with -p examples/openresty/ " ..
