@@ -1,16 +1,24 @@
---- RFC 5322 address lists and RFC 5321 paths: parsing header values into
--- mailboxes (display names, quoted strings, comments, groups), formatting
--- them back, and the CR/LF/NUL guard used before any command is written.
+--- RFC 5322 3.4 address lists and RFC 5321 4.1.2 paths: parsing header
+-- values into mailboxes (display names, quoted strings, comments, groups,
+-- RFC 2047 names), formatting them back (RFC 2047 for non-ASCII names),
+-- RFC 6531/6532 internationalised addresses, and the CR/LF/NUL guard used
+-- before any command or header is written.
 -- @module smtp.address
 local Error = require "smtp.error"
 
-local type, tostring, error = type, tostring, error
-local byte, sub, find, concat = string.byte, string.sub, string.find, table.concat
+local type, tostring, error, ipairs = type, tostring, error, ipairs
+local sub, find, concat = string.sub, string.find, table.concat
 
 local address = {}
 
 local function usage(msg)
   error(Error.new { kind = "usage", message = msg }, 0)
+end
+
+local core
+local function get_core()
+  if not core then core = require "smtp.core" end
+  return core
 end
 
 --- Raises kind `usage` unless value is a string free of CR, LF and NUL
@@ -34,9 +42,15 @@ function address.needs_smtputf8(s)
 end
 
 -- Tokens of an address list: quoted strings, comments (nested), angle
--- addresses, the specials ':' ';' ',' '@' and runs of other text.
+-- addresses, the specials ':' ';' ',' and runs of other text. Each token
+-- records whether white space or a comment came before it ('gap'), since
+-- an addr-spec may not contain any.
 local function tokenize(s)
-  local tokens, i, n = {}, 1, #s
+  local tokens, i, n, gap = {}, 1, #s, false
+  local function push(t, v)
+    tokens[#tokens + 1] = { t = t, v = v, gap = gap }
+    gap = false
+  end
   while i <= n do
     local c = sub(s, i, i)
     if c == '"' then
@@ -45,6 +59,7 @@ local function tokenize(s)
         if j > n then usage("unterminated quoted string in address: " .. s) end
         local d = sub(s, j, j)
         if d == "\\" then
+          if j == n then usage("unterminated quoted string in address: " .. s) end
           out[#out + 1] = sub(s, j + 1, j + 1)
           j = j + 2
         elseif d == '"' then
@@ -54,7 +69,7 @@ local function tokenize(s)
           j = j + 1
         end
       end
-      tokens[#tokens + 1] = { t = "quoted", v = concat(out) }
+      push("quoted", concat(out))
       i = j + 1
     elseif c == "(" then
       local depth, j = 1, i + 1
@@ -66,69 +81,142 @@ local function tokenize(s)
         elseif d == ")" then depth = depth - 1 end
         j = j + 1
       end
-      tokens[#tokens + 1] = { t = "comment", v = sub(s, i + 1, j - 2) }
+      gap = true
       i = j
     elseif c == "<" then
       local j = find(s, ">", i + 1, true)
       if not j then usage("unterminated '<' in address: " .. s) end
-      tokens[#tokens + 1] = { t = "angle", v = sub(s, i + 1, j - 1) }
+      push("angle", sub(s, i + 1, j - 1))
       i = j + 1
     elseif c == ":" or c == ";" or c == "," then
-      tokens[#tokens + 1] = { t = c }
+      push(c)
       i = i + 1
-    elseif find(c, "%s") then
+    elseif c == ">" or c == ")" then
+      usage("unexpected '" .. c .. "' in address: " .. s)
+    elseif find(c, "^[ \t]") then
+      gap = true
       i = i + 1
     else
       local j = i
-      while j <= n and not find(sub(s, j, j), '[%s"(<:;,]') do j = j + 1 end
-      tokens[#tokens + 1] = { t = "atom", v = sub(s, i, j - 1) }
+      while j <= n and not find(sub(s, j, j), '^[ \t"(<>):;,]') do
+        -- A domain literal ([IPv6:...]) may hold ':'.
+        if sub(s, j, j) == "[" then
+          j = find(s, "]", j + 1, true)
+          if not j then usage("unterminated '[' in address: " .. s) end
+        end
+        j = j + 1
+      end
+      push("atom", sub(s, i, j - 1))
       i = j
     end
   end
   return tokens
 end
 
--- A bare addr-spec is local@domain; the local part may have been quoted.
+-- atext (RFC 5322 3.2.3) plus UTF-8 (RFC 6532 3.2) and '.' for dot-atoms.
+local DOT_ATOM = "^[%w!#$%%&'*+/=?^_`{|}~%-%.\128-\255]+$"
+
+-- Validates local@domain; the local part may be a quoted string (kept
+-- with its quotes), the domain a dot-atom or an address literal.
 local function check_addr_spec(a, original)
   if a == "" then usage("empty address in: " .. original) end
-  local at = a:match("^.*()@")
-  if not at or at == 1 or at == #a then usage("malformed address (no local@domain): " .. original) end
-  if find(a, "[%s<>]") and not find(a, '^".*"@') then usage("malformed address: " .. original) end
+  local lp, domain = a:match('^(".*")@([^@]*)$')
+  if not lp then lp, domain = a:match("^([^@\"]*)@([^@]*)$") end
+  if not lp or lp == "" or domain == "" then
+    usage("malformed address (expected local@domain): " .. original)
+  end
+  if sub(lp, 1, 1) ~= '"' and not find(lp, DOT_ATOM) then
+    usage("malformed local part in address: " .. original)
+  end
+  if not (find(domain, DOT_ATOM) or find(domain, "^%[[^%[%]\\%s]+%]$")) then
+    usage("malformed domain in address: " .. original)
+  end
   return a
+end
+
+local function quote(s)
+  return '"' .. s:gsub('(["\\])', "\\%1") .. '"'
+end
+
+-- Decodes RFC 2047 encoded-words in a display name (RFC 2047 6.2:
+-- white space between adjacent words is dropped). Words in charsets
+-- other than UTF-8 and ASCII are left as they are.
+local function decode_words(s)
+  if not find(s, "=?", 1, true) then return s end
+  local c = get_core()
+  local function decode(cs, mode, data)
+    local lcs = cs:lower():gsub("%*.*$", "")
+    if lcs ~= "utf-8" and lcs ~= "us-ascii" then return nil end
+    if mode == "B" or mode == "b" then
+      return c.b64_decode(data)
+    end
+    return (data:gsub("_", " "):gsub("=(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+  end
+  local out, pos, last_was_word = {}, 1, false
+  while true do
+    local a, b, cs, mode, data = find(s, "=%?([^?%s]+)%?([BbQq])%?([^?%s]*)%?=", pos)
+    if not a then break end
+    local between = sub(s, pos, a - 1)
+    local text = decode(cs, mode, data)
+    if text then
+      if not (last_was_word and find(between, "^[ \t]*$")) then out[#out + 1] = between end
+      out[#out + 1] = text
+      last_was_word = true
+    else
+      out[#out + 1] = sub(s, pos, b)
+      last_was_word = false
+    end
+    pos = b + 1
+  end
+  out[#out + 1] = sub(s, pos)
+  return concat(out)
 end
 
 -- One mailbox from its tokens: display-name <addr> or addr-spec.
 local function mailbox(tokens, original)
-  local words, angle = {}, nil
-  local spec_parts = {}
+  local words, angle, prev_word = {}, nil, false
   for _, tk in ipairs(tokens) do
     if tk.t == "angle" then
       if angle then usage("two angle addresses in one mailbox: " .. original) end
       angle = tk.v
+    elseif angle then
+      usage("text after '<address>' in: " .. original)
     elseif tk.t == "atom" then
+      local decoded = decode_words(tk.v)
+      local whole_word = decoded ~= tk.v and find(tk.v, "^=%?.*%?=$") ~= nil
+      -- White space between two encoded-words is not part of the text.
+      if whole_word and prev_word then
+        words[#words] = words[#words] .. decoded
+      else
+        words[#words + 1] = decoded
+      end
+      prev_word = whole_word
+    else
       words[#words + 1] = tk.v
-      spec_parts[#spec_parts + 1] = tk.v
-    elseif tk.t == "quoted" then
-      words[#words + 1] = tk.v
-      -- A quoted local part keeps its quotes in the address.
-      spec_parts[#spec_parts + 1] = '"' .. tk.v:gsub('(["\\])', "\\%1") .. '"'
+      prev_word = false
     end
   end
   if angle then
-    local addr = angle:gsub("^%s+", ""):gsub("%s+$", "")
+    local addr = angle:gsub("^[ \t]+", ""):gsub("[ \t]+$", "")
     -- An obsolete source route (<@a,@b:x@y>) is dropped (RFC 5322 4.4).
     addr = addr:gsub("^@[^:]*:", "")
     local name = #words > 0 and concat(words, " ") or nil
     return { name = name, address = check_addr_spec(addr, original) }
   end
-  if #spec_parts == 0 then usage("missing address in: " .. original) end
-  return { address = check_addr_spec(concat(spec_parts), original) }
+  -- An addr-spec: adjacent atoms and quoted strings, nothing between.
+  local parts = {}
+  for i, tk in ipairs(tokens) do
+    if i > 1 and tk.gap then usage("malformed address (white space inside it): " .. original) end
+    parts[#parts + 1] = tk.t == "quoted" and quote(tk.v) or tk.v
+  end
+  return { address = check_addr_spec(concat(parts), original) }
 end
 
 --- Parses an address list (a To/Cc/Bcc/From value) into mailboxes
 -- `{name = "Display Name" | nil, address = "local@domain"}`. Groups are
 -- flattened (`team: a@x, b@y;`), empty groups (`undisclosed-recipients:;`)
--- give nothing, comments are dropped.
+-- give nothing, comments are dropped, RFC 2047 names are decoded.
+-- Raises kind `usage` on malformed input or CR, LF, NUL.
 -- @tparam string s
 -- @treturn {table,...}
 function address.parse_list(s)
@@ -136,11 +224,7 @@ function address.parse_list(s)
   local tokens = tokenize(s)
   local out, current, in_group = {}, {}, false
   local function flush()
-    local has = false
-    for _, tk in ipairs(current) do
-      if tk.t ~= "comment" then has = true end
-    end
-    if has then out[#out + 1] = mailbox(current, s) end
+    if #current > 0 then out[#out + 1] = mailbox(current, s) end
     current = {}
   end
   for _, tk in ipairs(tokens) do
@@ -148,6 +232,9 @@ function address.parse_list(s)
       flush()
     elseif tk.t == ":" then
       if in_group then usage("nested group in: " .. s) end
+      for _, g in ipairs(current) do
+        if g.t == "angle" then usage("malformed group name in: " .. s) end
+      end
       -- A group's display name is not a mailbox.
       current, in_group = {}, true
     elseif tk.t == ";" then
@@ -164,58 +251,60 @@ function address.parse_list(s)
 end
 
 --- Parses one mailbox: `"Name <a@b>"`, `"a@b"`, or `{name=, address=}`.
+-- @treturn table `{name=, address=}`
 function address.parse(v)
   if type(v) == "table" then
     address.check_arg(v.address, "address")
     if v.name ~= nil then address.check_arg(v.name, "display name") end
-    return { name = v.name, address = check_addr_spec(v.address, v.address) }
+    local name = v.name
+    if name == "" then name = nil end
+    return { name = name, address = check_addr_spec(v.address, v.address) }
   end
+  if type(v) ~= "string" then usage("address must be a string or a table, got " .. type(v)) end
   local list = address.parse_list(v)
   if #list ~= 1 then usage("expected one address, got " .. #list .. ": " .. tostring(v)) end
   return list[1]
 end
 
-local b64
-local function base64(s)
-  if not b64 then
-    local core = require "smtp.core"
-    b64 = core.b64_encode or core.sasl_b64encode
-  end
-  return b64(s)
+--- RFC 2047 encoded-words for a phrase (display name): the shorter of the
+-- B and Q forms, words of at most 75 octets separated by spaces, never
+-- splitting a UTF-8 character.
+-- @tparam string text
+-- @tparam[opt="UTF-8"] string charset
+-- @treturn {string,...} the words
+function address.encode_phrase(text, charset)
+  local c = get_core()
+  local b = c.encode_word(text, charset or "UTF-8", "B")
+  local q = c.encode_word(text, charset or "UTF-8", "Q")
+  return #concat(q) <= #concat(b) and q or b
 end
 
--- RFC 2047 B-encoded words for a UTF-8 phrase, each at most 75 octets,
--- never splitting a UTF-8 character.
-local function encoded_words(text)
-  local words, i, n = {}, 1, #text
-  local max_raw = 45 -- 45 octets -> 60 base64 chars + 12 = 72
-  while i <= n do
-    local j = math.min(i + max_raw - 1, n)
-    -- Back up to the end of a whole character.
-    while j < n and j > i and byte(text, j + 1) >= 0x80 and byte(text, j + 1) < 0xC0 do j = j - 1 end
-    words[#words + 1] = "=?UTF-8?B?" .. base64(sub(text, i, j)) .. "?="
-    i = j + 1
+-- A display name that is one or more atoms separated by single spaces
+-- needs no quotes.
+local PHRASE = "^[%w!#$%%&'*+/=?^_`{|}~%-]+$"
+local function plain_phrase(name)
+  if find(name, "=?", 1, true) then return false end -- would look encoded
+  for word in (name .. " "):gmatch("(.-) ") do
+    if not find(word, PHRASE) then return false end
   end
-  return concat(words, " ")
+  return true
 end
 
---- Formats a mailbox for a header: the display name quoted when it has
--- specials, RFC 2047-encoded when it has non-ASCII; a bare address when
--- there is no name.
-function address.format(a)
-  if type(a) ~= "table" then a = address.parse(a) end
-  address.check_arg(a.address, "address")
+--- Formats a mailbox for a header: the display name as atoms, quoted when
+-- it has specials, RFC 2047-encoded when it has non-ASCII or control
+-- characters; a bare address when there is no name.
+-- @param a `{name=, address=}` or a string for `address.parse`
+-- @tparam[opt="UTF-8"] string charset of non-ASCII names
+function address.format(a, charset)
+  a = address.parse(a)
   local name = a.name
-  if name == nil or name == "" then return a.address end
-  address.check_arg(name, "display name")
-  if find(name, "[\128-\255]") then
-    name = encoded_words(name)
-  elseif find(name, '[%(%)<>%[%]:;@\\,%."]') or find(name, "^%s") or find(name, "%s$") then
-    name = '"' .. name:gsub('(["\\])', "\\%1") .. '"'
+  if name == nil then return a.address end
+  if find(name, "[^\32-\126]") then
+    name = concat(address.encode_phrase(name, charset), " ")
+  elseif not plain_phrase(name) then
+    name = quote(name)
   end
   return name .. " <" .. a.address .. ">"
 end
-
-address._encoded_words = encoded_words
 
 return address
