@@ -86,9 +86,15 @@ describe("examples/ #interop", function()
   end)
 
   it("the OpenResty handler runs under nginx", function()
-    pending("not run: needs an nginx with the lua module and smtp.core built for LuaJIT; once " ..
-      "spec/interop/nginx_spec.lua provides a test nginx, start it with -p examples/openresty/ " ..
-      "-c nginx.conf (SMTP_* set, lua_ssl_trusted_certificate pointed at the test CA) and POST to /notify")
+    local missing = {}
+    for _, f in ipairs({ "lua/smtp/transport/cosocket.lua", "spec/interop/nginx_spec.lua" }) do
+      if not P.exists(ROOT .. "/" .. f) then missing[#missing + 1] = f end
+    end
+    pending("not run yet" .. (#missing > 0 and (" (missing: " .. table.concat(missing, ", ") .. ")") or "") ..
+      ": needs the cosocket transport and smtp.core built for LuaJIT; with the test nginx of " ..
+      "spec/interop/nginx_spec.lua, start it with -p examples/openresty/ -c nginx.conf (SMTP_* set, " ..
+      "lua_ssl_trusted_certificate pointed at the test CA, lua_package_cpath at the LuaJIT build) " ..
+      "and POST to /notify and /notify?async=1")
   end)
 
   describe("against Postfix + Dovecot #tls", function()
