@@ -53,6 +53,7 @@ build = {
     ["smtp.error"] = "lua/smtp/error.lua",
     ["smtp.envelope"] = "lua/smtp/envelope.lua",
     ["smtp.extensions"] = "lua/smtp/extensions.lua",
+    ["smtp.message"] = "lua/smtp/message.lua",
     ["smtp.pipeline"] = "lua/smtp/pipeline.lua",
     ["smtp.sasl"] = "lua/smtp/sasl.lua",
     ["smtp.trace"] = "lua/smtp/trace.lua",

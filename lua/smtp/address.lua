@@ -290,21 +290,36 @@ local function plain_phrase(name)
   return true
 end
 
+--- The words of a formatted mailbox, for header folding: each atom or
+-- encoded-word of the display name, a quoted name as one word, then
+-- `<address>` (or the bare address when there is no name). Joined with
+-- single spaces they give `address.format(a)`.
+-- @treturn {string,...}
+function address.format_parts(a, charset)
+  a = address.parse(a)
+  local name = a.name
+  if name == nil then return { a.address } end
+  local parts
+  if find(name, "[^\32-\126]") then
+    parts = address.encode_phrase(name, charset)
+  elseif plain_phrase(name) then
+    parts = {}
+    for word in name:gmatch("[^ ]+") do parts[#parts + 1] = word end
+  else
+    parts = { quote(name) }
+  end
+  parts[#parts + 1] = "<" .. a.address .. ">"
+  return parts
+end
+
 --- Formats a mailbox for a header: the display name as atoms, quoted when
 -- it has specials, RFC 2047-encoded when it has non-ASCII or control
 -- characters; a bare address when there is no name.
 -- @param a `{name=, address=}` or a string for `address.parse`
 -- @tparam[opt="UTF-8"] string charset of non-ASCII names
+-- @treturn string
 function address.format(a, charset)
-  a = address.parse(a)
-  local name = a.name
-  if name == nil then return a.address end
-  if find(name, "[^\32-\126]") then
-    name = concat(address.encode_phrase(name, charset), " ")
-  elseif not plain_phrase(name) then
-    name = quote(name)
-  end
-  return name .. " <" .. a.address .. ">"
+  return concat(address.format_parts(a, charset), " ")
 end
 
 return address
