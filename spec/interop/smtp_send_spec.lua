@@ -57,6 +57,17 @@ local function b64(s)
   end))
 end
 
+-- A header's value as Python's email package decodes it (RFC 2047).
+local function decoded_header(raw, name)
+  local path = dir .. "/decode.eml"
+  P.write_file(path, raw)
+  local ok, out = P.try(("/usr/bin/python3 -c %s %s %s"):format(P.q(
+    "import sys, email, email.policy; m = email.message_from_binary_file(open(sys.argv[1], 'rb'), " ..
+    "policy=email.policy.default); sys.stdout.write(str(m[sys.argv[2]]))"), P.q(path), P.q(name)))
+  assert(ok, out)
+  return out
+end
+
 describe("bin/smtp-send #interop", function()
   describe("without a server", function()
     it("prints --help with the exit codes and every option, and exits 0", function()
@@ -180,13 +191,25 @@ describe("bin/smtp-send #interop", function()
       assert.truthy(head:find("MIME-Version: 1.0\r\n", 1, true), head)
       assert.truthy(head:find("Date: ", 1, true), head)
       assert.truthy(head:find("Message-ID: <", 1, true), head)
+      assert.equal("Ålice <a@example.org>", decoded_header(m.data, "From"))
+      assert.equal("Grüße", decoded_header(m.data, "Subject"))
+      assert.is_nil(head:find("[\128-\255]"), "raw 8-bit bytes in the header")
       if not has_message() then
-        assert.truthy(head:find("From: =?UTF-8?B?" .. b64("Ålice") .. "?= <a@example.org>\r\n", 1, true), head)
-        assert.truthy(head:find("Subject: =?UTF-8?B?" .. b64("Grüße") .. "?=\r\n", 1, true), head)
         assert.truthy(head:find("Content-Type: text/plain; charset=utf-8\r\n", 1, true), head)
         assert.truthy(head:find("Content-Transfer-Encoding: 8bit\r\n", 1, true), head)
         assert.equal("Hello\r\nWörld\r\n", body)
       end
+    end)
+
+    it("reaches an IPv6 server written [::1]:port", function()
+      local v6 = servers.aiosmtpd { host = "::1" }
+      local code, out, err = run(("--server [::1]:%d --from a@example.org --to b@example.org"):format(v6.port),
+        "over IPv6\n")
+      local got = v6:wait_messages(1)
+      v6:stop()
+      assert.equal(0, code, err)
+      assert.truthy(out:find("^sent to 1 of 1 recipient: 250"), out)
+      assert.truthy(got and got[1].data:find("over IPv6", 1, true))
     end)
 
     it("--quiet prints nothing on success", function()
@@ -271,6 +294,34 @@ describe("bin/smtp-send #interop", function()
         assert.equal(0, code, out)
         assert.is_nil(out:find("MB/s", 1, true), out)
       end)
+    end)
+  end)
+
+  describe("against Dovecot LMTP", function()
+    local lmtp = require "helpers.lmtp"
+    local server
+    setup(function() server = lmtp.start { users = { "alice", "bob" } } end)
+    teardown(function() if server then server:stop() end end)
+
+    it("--lmtp delivers over a UNIX socket; a refused recipient is listed and the rest delivered", function()
+      local code, out, err = run(("--lmtp --server %s --from sender@example.org --to alice --to nobody " ..
+        "--subject cli-lmtp"):format(P.q(server.socket)), "over LMTP\n")
+      assert.equal(0, code, err)
+      assert.truthy(out:find("sent to 1 of 2 recipients", 1, true), out)
+      assert.truthy(err:find("recipient refused: nobody: permanent 550", 1, true), err)
+      local raw = P.wait_for(10, function()
+        for _, m in ipairs(server:messages("alice")) do
+          if m:find("Subject: cli-lmtp", 1, true) then return m end
+        end
+      end)
+      assert.truthy(raw and raw:find("over LMTP", 1, true))
+    end)
+
+    it("refuses a socket path without --lmtp (exit 1)", function()
+      local code, _, err = run(("--server %s --from s@example.org --to alice@example.org"):format(
+        P.q(server.socket)), "x\n")
+      assert.equal(1, code, err)
+      assert.truthy(err:find("needs --lmtp", 1, true), err)
     end)
   end)
 
