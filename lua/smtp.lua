@@ -30,6 +30,8 @@ local function usage(msg)
   error(Error.new { kind = "usage", message = msg }, 0)
 end
 
+local connect_transport
+
 local phases = {
   connect = true, greeting = true, mail = true, rcpt = true,
   data_init = true, data_block = true, data_end = true,
@@ -123,6 +125,41 @@ function smtp.tls_config(opts)
   return cfg
 end
 
+-- A caller's transport (SPEC 1.1 'transport', SPEC 5): an OpenResty
+-- cosocket or an object with its methods, connected here when it is not
+-- yet. A connection taken from the keepalive pool (client:set_keepalive)
+-- has no greeting; it resumes its saved state if it still answers RSET,
+-- else it is dropped and another is tried.
+function connect_transport(opts, port, mode, deadline)
+  local sock = opts.transport
+  local ok_type = type(sock) == "table" or type(sock) == "userdata"
+  if not ok_type or not (sock.send and sock.close and (sock.receiveany or sock.receive)) then
+    usage("smtp.connect: 'transport' must be a cosocket-like object (send, receive, close, ...)")
+  end
+  if opts.proxy ~= nil or opts.local_address ~= nil then
+    usage("smtp.connect: 'proxy' and 'local_address' do not apply to a caller's transport")
+  end
+  local cosocket = require "smtp.transport.cosocket"
+  local pool = cosocket.pool_name(opts, opts.host, port, mode)
+  for _ = 1, 4 do
+    local t, reused, msg = cosocket.connect(sock, opts.host, port, deadline, opts, pool)
+    if not t then error(Error.new { kind = reused or "io", message = msg, retryable = true }, 0) end
+    local client = Client.new(t, opts)
+    if not reused then
+      if mode == "implicit" then
+        client:_start_tls(opts.tls, opts.tls_peer or opts.host, "connect")
+      end
+      client:_greet()
+      return client
+    end
+    local state = cosocket.pool_state(pool)
+    if state and client:_resume(state) then return client end
+    t:close()
+  end
+  error(Error.new { kind = "io", retryable = true,
+    message = "no pooled connection answered and no fresh one could be opened" }, 0)
+end
+
 --- Opens a connection and reads the greeting. See SPEC section 1.1.
 -- @tparam table opts `host` (required), `port`, `timeout`, `timeouts`,
 -- `tls_mode`, `tls`, `transport`, `proxy`, `local_address`, `protocol`,
@@ -141,6 +178,7 @@ function smtp.connect(opts)
   port = port or (mode == "implicit" and smtp.smtps_port or smtp.tcp_port)
   local timeouts = opts.timeouts or {}
   local deadline = core.now() + (timeouts.connect or opts.timeout or 60)
+  if opts.transport ~= nil then return connect_transport(opts, port, mode, deadline) end
   local conn, kind, msg = socket_transport.connect(opts.host, port, deadline, opts.local_address, opts.proxy)
   if not conn then
     error(Error.new { kind = kind or "io", message = msg, retryable = true }, 0)
