@@ -537,6 +537,47 @@ function Client:quit()
   self:_abort()
 end
 
+--- Puts the connection into the transport's keepalive pool (OpenResty
+-- cosockets) for a later `smtp.connect` with the same host, port, TLS and
+-- credentials options. RSET first; pooled only if the server answers 250
+-- and the connection is in the state its pool name promises (an AUTH
+-- made with other credentials is never pooled); otherwise QUIT. The
+-- client is closed afterwards either way.
+-- @tparam[opt] number idle_ms how long it may idle in the pool (ms)
+-- @tparam[opt] number pool_size connections kept in the pool
+-- @treturn boolean true when pooled
+function Client:set_keepalive(idle_ms, pool_size)
+  if self._closed then return false end
+  local t = self._t
+  local poolable = t.setkeepalive and t.pool_credentials and t:pool_credentials() ~= nil
+  if poolable and self._authenticated and self._auth_creds ~= t:pool_credentials() then poolable = false end
+  local ok, reply = false, nil
+  if poolable then ok, reply = pcall(self._command, self, "RSET") end
+  if not ok or reply.code ~= 250 or self._closed or self._parser:buffered() > 0 then
+    self:quit()
+    return false
+  end
+  self._closed = true
+  return t:setkeepalive(idle_ms, pool_size, {
+    tls = self._tls, authenticated = self._authenticated, auth_creds = self._auth_creds,
+    ext = self._ext, helo_lines = self._helo_lines,
+  }) == true
+end
+
+-- Takes over a connection from the keepalive pool in its saved state,
+-- if it still answers RSET (used by smtp.connect).
+function Client:_resume(state)
+  local ok, reply = pcall(self._command, self, "RSET")
+  if not ok or reply.code ~= 250 or self._closed then
+    self:_abort()
+    return false
+  end
+  self._resumed = true
+  self._tls, self._authenticated, self._auth_creds = state.tls, state.authenticated, state.auth_creds
+  self._ext, self._helo_lines = state.ext, state.helo_lines
+  return true
+end
+
 --- Closes the connection without QUIT. Closing twice is harmless.
 function Client:close()
   self:_abort()
@@ -743,6 +784,10 @@ end
 function Client:authenticate(opts)
   opts = opts or {}
   if type(opts) ~= "table" then raise { kind = "usage", message = "authenticate expects a table of options" } end
+  -- A pooled connection (set_keepalive) was pooled by these very options.
+  local t = self._t
+  local creds = t.credentials_key and t:credentials_key(opts)
+  if self._resumed and creds == t:pool_credentials() then return self end
   self:helo(opts.host)
   if opts.tls_required and not opts.tls and not self._tls then
     self:_abort()
@@ -788,6 +833,7 @@ function Client:authenticate(opts)
     raise { kind = "authentication",
       message = "no usable SASL mechanism: the server offers " .. concat(mechs, " ") }
   end
+  self._auth_creds = creds
   self:auth(mech, opts.user, opts.authz, opts.password, opts.sasl_params, opts.token)
   return self
 end
