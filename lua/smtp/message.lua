@@ -80,7 +80,10 @@ end
 -- Unstructured text (Subject, user headers): as it is when it is plain
 -- printable ASCII, else RFC 2047 encoded-words (the shorter of B and Q).
 local function unstructured(name, value, charset)
+  -- Parsers strip white space at either end of a plain value; encoded
+  -- words keep it.
   local plain = not find(value, "[^\32-\126\t]") and not find(value, "=%?[^?]*%?[BbQq]%?")
+    and not find(value, "^[ \t]") and not find(value, "[ \t]$")
   if plain then
     local h = fold(name, split_spaces(value))
     if h then return h end
