@@ -60,7 +60,7 @@ test-interop: all
 	$(TEST_ENV) $(BUSTED) --run=interop
 
 lint:
-	luacheck -q lua spec bench
+	luacheck -q lua spec bench bin/smtp-send examples tools
 	$(MAKE) -s clean-obj && $(MAKE) -s CC=gcc BUILD=build/lint-gcc all
 	$(MAKE) -s CC=clang BUILD=build/lint-clang all
 

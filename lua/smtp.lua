@@ -111,6 +111,16 @@ local function check_connect_opts(opts)
   return port, mode
 end
 
+--- Builds an RFC 5322 / MIME message (SPEC section 2, Netsendmail.compose):
+-- `from`, `to`, `cc`, `bcc`, `reply_to`, `sender`, `subject`, `date`,
+-- `message_id`, `headers`, `text`, `html`, `attachments`, `charset`.
+-- The result streams with `msg:source()` and is accepted by `sendmail`.
+-- @tparam table spec
+-- @treturn smtp.Message
+function smtp.message(spec)
+  return require("smtp.message").new(spec)
+end
+
 --- A reusable TLS configuration (mbedTLS). See SPEC section 3.
 -- @tparam table opts `verify`, `ca_file`, `ca_path`, `ca_pem`, `cert_file`,
 -- `key_file`, `cert_pem`, `key_pem`, `key_password`, `min_version`,
