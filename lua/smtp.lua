@@ -171,6 +171,9 @@ function connect_transport(opts, port, mode, deadline)
 end
 
 --- Opens a connection and reads the greeting. See SPEC section 1.1.
+-- `timeouts` may name the phases `connect`, `greeting`, `mail`, `rcpt`,
+-- `data_init`, `data_block`, `data_end` (RFC 5321 4.5.3.2) and `command`,
+-- `auth`, `starttls`; any phase not named uses `timeout` (default 60 s).
 -- @tparam table opts `host` (required), `port`, `timeout`, `timeouts`,
 -- `tls_mode`, `tls`, `transport`, `proxy`, `local_address`, `protocol`,
 -- `debug`, `local_name`
@@ -232,6 +235,12 @@ end
 
 --- One call: connect, authenticate, sendmail, quit (SPEC section 4).
 -- The connection is closed in every case.
+-- @tparam table opts every option of `smtp.connect` (`host`, `port`,
+-- `tls_mode`, `tls`, `timeout`, ...) and of `client:authenticate`
+-- (`tls_required`, `user`, `password`, `token`, `mechanisms`, ...), plus
+-- `message` (an `smtp.message`) or `raw` (a string, file or chunk
+-- function), and the sendmail options `from`, `to`, `dsn`,
+-- `all_or_nothing`, `chunking`, `requiretls`, `progress`
 -- @treturn table the sendmail report
 function smtp.send(opts)
   if type(opts) ~= "table" then usage("smtp.send expects a table of options") end

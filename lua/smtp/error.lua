@@ -112,7 +112,9 @@ end
 
 --- Builds an error object (it is raised by the caller with `error(e, 0)`).
 -- @tparam table fields `kind` (required), `message`, `code`, `enhanced`,
--- `lines`, `command`, `recipient`, `outcome`, `retryable`, `cause`.
+-- `lines`, `command`, `recipient`, `outcome`, `retryable`, `cause`;
+-- `meaning` (the RFC 3463 text of `enhanced`) is filled in, and AUTH
+-- failures may carry `detail` (the RFC 7628 error of OAuth mechanisms).
 -- @treturn smtp.Error
 function Error.new(fields)
   local kind = fields.kind
