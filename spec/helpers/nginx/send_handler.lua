@@ -1,0 +1,73 @@
+-- nginx request handler for nginx_spec.lua: sends one message through
+-- smtp with transport = ngx.socket.tcp() and answers with the sendmail
+-- report (or the error) as JSON. Query arguments: host, port, from, to,
+-- subject, timeout, tls (STARTTLS required, peer "localhost"), user,
+-- password, plaintext (allow PLAIN without TLS), keepalive (pool size;
+-- the connection goes back to the pool).
+local smtp = require "smtp"
+
+local M = {}
+
+local function json(v)
+  local t = type(v)
+  if t == "table" then
+    local out = {}
+    if #v > 0 or next(v) == nil then
+      for i, x in ipairs(v) do out[i] = json(x) end
+      return "[" .. table.concat(out, ",") .. "]"
+    end
+    for k, x in pairs(v) do
+      if type(x) ~= "function" and type(x) ~= "userdata" then
+        out[#out + 1] = json(tostring(k)) .. ":" .. json(x)
+      end
+    end
+    table.sort(out)
+    return "{" .. table.concat(out, ",") .. "}"
+  elseif t == "string" then
+    return '"' .. v:gsub('[%c"\\]', function(c)
+      return string.format("\\u%04x", c:byte())
+    end) .. '"'
+  elseif t == "number" or t == "boolean" then
+    return tostring(v)
+  end
+  return "null"
+end
+
+function M.run()
+  local args = ngx.req.get_uri_args()
+  local opts = {
+    host = args.host, port = tonumber(args.port), timeout = tonumber(args.timeout) or 10,
+    transport = ngx.socket.tcp(), local_name = "nginx.test",
+  }
+  if args.tls then
+    opts.tls = { verify = "peer" }
+    opts.tls_peer = "localhost"
+    opts.tls_required = true
+  end
+  if args.user then opts.user, opts.password = args.user, args.password end
+  if args.plaintext then opts.allow_plaintext = true end
+  local msg = ("From: %s\r\nTo: %s\r\nSubject: %s\r\n\r\nSent from an nginx request handler.\r\n.dot line\r\n")
+    :format(args.from, args.to, args.subject or "nginx")
+  local ok, result = pcall(function()
+    local client = smtp.connect(opts)
+    -- authenticate's 'host' is the EHLO name, not the server's.
+    client:authenticate { tls = opts.tls, tls_peer = opts.tls_peer, tls_required = opts.tls_required,
+      user = opts.user, password = opts.password, allow_plaintext = opts.allow_plaintext }
+    local report = client:sendmail(msg)
+    report.tls = client:tls_info()
+    report.authenticated = client:authenticated()
+    if args.keepalive then
+      report.pooled = client:set_keepalive(30000, tonumber(args.keepalive))
+    else
+      client:quit()
+    end
+    return report
+  end)
+  if ok then
+    ngx.say(json({ ok = true, report = result }))
+  else
+    ngx.say(json({ ok = false, kind = type(result) == "table" and result.kind or nil, error = tostring(result) }))
+  end
+end
+
+return M
