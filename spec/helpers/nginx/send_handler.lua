@@ -5,6 +5,7 @@
 -- password, plaintext (allow PLAIN without TLS), keepalive (pool size;
 -- the connection goes back to the pool).
 local smtp = require "smtp"
+local ngx = ngx -- luacheck: ignore (the nginx global)
 
 local M = {}
 
