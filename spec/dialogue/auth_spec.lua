@@ -137,7 +137,7 @@ describe("client:authenticate() dialogues", function()
     local port
     for _ = 1, 200 do
       local f = io.open(dir .. "/port")
-      if f then port = tonumber(f:read("a")); f:close(); if port then break end end
+      if f then port = tonumber(f:read("*a")); f:close(); if port then break end end
       os.execute("sleep 0.02")
     end
     assert(port, "scram server did not start")
@@ -148,7 +148,7 @@ describe("client:authenticate() dialogues", function()
     client:quit()
     os.execute("sleep 0.1")
     local f = io.open(dir .. "/log", "rb")
-    local log = f and f:read("a") or ""
+    local log = f and f:read("*a") or ""
     if f then f:close() end
     os.execute("rm -rf " .. dir)
     return ok, err, authenticated, log

@@ -12,7 +12,7 @@ local BIG_BODY = string.rep("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNO
   100000) -- 8 MB: more than the socket buffers hold
 
 local function open_fds()
-  local p = io.popen("ls /proc/" .. (io.open("/proc/self/stat"):read("a"):match("^(%d+)")) .. "/fd")
+  local p = io.popen("ls /proc/" .. (io.open("/proc/self/stat"):read("*a"):match("^(%d+)")) .. "/fd")
   local n = 0
   for _ in p:lines() do n = n + 1 end
   p:close()

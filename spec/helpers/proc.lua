@@ -11,7 +11,7 @@ end
 -- Runs a shell command; raises with its output when it fails.
 function M.run(cmd)
   local f = assert(io.popen("(" .. cmd .. ") 2>&1", "r"))
-  local out = f:read("a")
+  local out = f:read("*a")
   local ok, how, code = f:close()
   if not ok then
     error(("command failed (%s %s): %s\n%s"):format(how, code, cmd, out), 2)
@@ -22,7 +22,7 @@ end
 -- Runs a shell command, returns ok, output (never raises).
 function M.try(cmd)
   local f = assert(io.popen("(" .. cmd .. ") 2>&1", "r"))
-  local out = f:read("a")
+  local out = f:read("*a")
   local ok = f:close()
   return ok == true, out
 end
@@ -31,7 +31,7 @@ end
 function M.now()
   local f = io.open("/proc/uptime", "r")
   if not f then return os.time() end
-  local t = tonumber(f:read("n"))
+  local t = tonumber(f:read("*n"))
   f:close()
   return t
 end
@@ -56,7 +56,7 @@ end
 function M.read_file(path)
   local f = io.open(path, "rb")
   if not f then return nil end
-  local s = f:read("a")
+  local s = f:read("*a")
   f:close()
   return s
 end
@@ -138,7 +138,7 @@ end
 function M.spawn(cmd, log)
   local f = assert(io.popen(("exec %s </dev/null >>%s 2>&1 & echo $!")
     :format(cmd, M.q(log or "/dev/null")), "r"))
-  local pid = tonumber(f:read("l"))
+  local pid = tonumber(f:read("*l"))
   f:close()
   assert(pid, "spawn failed: " .. cmd)
   return pid
@@ -149,7 +149,7 @@ local lua_pid
 function M.lua_pid()
   if not lua_pid then
     local f = assert(io.popen("echo $PPID", "r"))
-    lua_pid = tonumber(f:read("l"))
+    lua_pid = tonumber(f:read("*l"))
     f:close()
   end
   return lua_pid

@@ -204,7 +204,7 @@ local function wait_messages(self, n, timeout, ...)
   local args = { ... }
   local list
   local ok, err = P.wait_for(timeout or 10, function()
-    list = self:messages(table.unpack(args))
+    list = self:messages((table.unpack or unpack)(args))
     return #list >= n
   end)
   if not ok then

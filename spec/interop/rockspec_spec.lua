@@ -2,7 +2,7 @@
 -- installed module loads in a fresh lua5.4 (no checkout paths involved).
 local function run(cmd)
   local p = assert(io.popen(cmd .. " 2>&1"))
-  local out = p:read("a")
+  local out = p:read("*a")
   local ok = p:close()
   return ok, out
 end

@@ -6,7 +6,7 @@
 
 local function read(path)
   local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
+  local s = f:read("*a")
   f:close()
   return s
 end
@@ -143,7 +143,7 @@ describe("API documentation", function()
       out_dir = os.tmpname()
       os.remove(out_dir)
       local p = assert(io.popen("ldoc -d " .. out_dir .. " . 2>&1"))
-      local log = p:read("a")
+      local log = p:read("*a")
       p:close()
       assert(io.open(out_dir .. "/index.html"), "ldoc produced no index.html:\n" .. log)
     end)

@@ -615,7 +615,7 @@ print("EXCHANGES OK")
     end
     local p = assert(io.popen("LD_PRELOAD=" .. dir .. "/shim.so timeout 60 lua5.4 " ..
       dir .. "/run.lua 2>&1"))
-    local out = p:read("a")
+    local out = p:read("*a")
     p:close()
     os.execute("rm -rf " .. dir)
     assert.matches("EXCHANGES OK", out)
