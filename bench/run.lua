@@ -1,0 +1,520 @@
+-- `make bench` (issue 6): lua-smtp side by side with smtp-source, Python
+-- smtplib, LuaSocket and curl on loopback, in interleaved rounds, medians.
+--   S1 N x 1 KB over one connection    S2 N connections, one message each
+--   S3 one 100 MiB text message, one 50 MiB attachment (base64), peak RSS,
+--      raw loopback TCP and the sink's own ceiling in the same run
+--   S4 S1 and S3 over implicit TLS (stunnel4 in front of smtp-sink)
+--   S5 reply waits and writes per message, counted with strace
+-- Run from the repository root: lua5.4 bench/run.lua <build dir>.
+-- Environment: BENCH_ROUNDS (5), BENCH_S1 (2000), BENCH_S2 (500),
+-- BENCH_S3_MB (100), BENCH_ATT_MB (50), BENCH_S5 (500), BENCH_MAX_SECONDS
+-- (540: no new round starts after that), BENCH_OUT (bench/RESULTS.md).
+local BUILD = arg[1] or os.getenv("SMTP_BUILD") or "build"
+package.path = "lua/?.lua;lua/?/init.lua;spec/?.lua;" .. package.path
+package.cpath = BUILD .. "/?.so;" .. package.cpath
+
+local P = require "helpers.proc"
+local servers = require "helpers.servers"
+local core = require "smtp.core"
+
+local function env_num(name, default)
+  return tonumber(os.getenv(name) or "") or default
+end
+
+local ROUNDS = env_num("BENCH_ROUNDS", 5)
+local N1 = env_num("BENCH_S1", 2000)
+local N2 = env_num("BENCH_S2", 500)
+local S3_MB = env_num("BENCH_S3_MB", 100)
+local ATT_MB = env_num("BENCH_ATT_MB", 50)
+local N5 = env_num("BENCH_S5", 500)
+local MAX_SECONDS = env_num("BENCH_MAX_SECONDS", 540)
+local OUT = os.getenv("BENCH_OUT") or "bench/RESULTS.md"
+local PY = "/usr/bin/python3"
+local FROM, TO = "bench@example.test", "sink@example.test"
+
+local q = P.q
+local started = core.now()
+local work = P.tempdir("bench")
+local root = P.run("pwd"):gsub("\n$", "")
+local LUAENV = ("env LUA_PATH=%s LUA_CPATH=%s "):format(
+  q(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;"), q(root .. "/" .. BUILD .. "/?.so;;"))
+
+local function log(fmt, ...)
+  io.stderr:write(("[bench %5.1fs] "):format(core.now() - started), fmt:format(...), "\n")
+end
+
+---------------------------------------------------------------- inputs
+
+local function write(path, data)
+  local f = assert(io.open(path, "wb"))
+  assert(f:write(data))
+  f:close()
+  return path
+end
+
+local HEAD = ("From: %s\r\nTo: %s\r\nSubject: bench\r\nMessage-ID: <bench@example.test>\r\n\r\n")
+  :format(FROM, TO)
+
+-- 1 KB message: the header block plus 16 lines of 62 letters (1024 bytes).
+local line64 = ("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"):sub(1, 62) .. "\r\n"
+local MSG1K = write(work .. "/msg1k.eml", HEAD .. line64:rep(16))
+
+-- Big text message: 78-byte CRLF lines (no leading dots, so the sink
+-- ceiling can replay it as is), S3_MB MiB in total.
+local function make_big(path, mib)
+  local f = assert(io.open(path, "wb"))
+  f:write(HEAD)
+  local l = ("The quick brown fox jumps over the lazy dog 0123456789 ABCDEFGHIJKLMNOPQRSTU\r\n")
+  assert(#l == 78)
+  local block = l:rep(13443) -- ~1 MiB
+  local left = mib * 1048576 - #HEAD
+  while left >= #block do f:write(block); left = left - #block end
+  local lines = left // 78
+  f:write(l:rep(lines))
+  f:close()
+  return path
+end
+log("generating inputs in %s", work)
+local BIG = make_big(work .. "/big.eml", S3_MB)
+local ATT = work .. "/attachment.bin"
+P.run(("head -c %d /dev/urandom > %s"):format(ATT_MB * 1048576, q(ATT)))
+
+local function size_of(path)
+  local f = assert(io.open(path, "rb"))
+  local n = f:seek("end")
+  f:close()
+  return n
+end
+local BIG_SIZE, ATT_SIZE = size_of(BIG), size_of(ATT)
+
+---------------------------------------------------------------- servers
+
+local sink_port, sink_pid
+for _ = 1, 3 do
+  sink_port = P.free_port()
+  -- No -c: the counter would cost the sink one write per message.
+  sink_pid = P.spawn(("/usr/sbin/smtp-sink -u postfix 127.0.0.1:%d 256"):format(sink_port),
+    work .. "/sink.log")
+  P.watchdog("kill " .. sink_pid, sink_pid)
+  if P.wait_for(10, function() return P.listening(sink_port) or not P.alive(sink_pid) end)
+    and P.alive(sink_pid) then break end
+  P.terminate(sink_pid, 2)
+  sink_pid = nil
+end
+assert(sink_pid, "smtp-sink did not start: " .. (P.read_file(work .. "/sink.log") or ""))
+
+local tls_port, tunnel_pid
+do
+  local key, cert = work .. "/tls.key", work .. "/tls.crt"
+  P.run(("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
+    .. "-subj /CN=localhost -keyout %s -out %s"):format(q(key), q(cert)))
+  for _ = 1, 3 do
+    tls_port = P.free_port()
+    local conf = write(work .. "/stunnel.conf", table.concat({
+      "foreground = yes", "pid =", "debug = 3", "",
+      "[smtps]", "accept = 127.0.0.1:" .. tls_port, "connect = 127.0.0.1:" .. sink_port,
+      "cert = " .. cert, "key = " .. key, "",
+    }, "\n"))
+    tunnel_pid = P.spawn("/usr/bin/stunnel4 " .. q(conf), work .. "/stunnel.log")
+    P.watchdog("kill " .. tunnel_pid, tunnel_pid)
+    if P.wait_for(10, function() return P.listening(tls_port) or not P.alive(tunnel_pid) end)
+      and P.alive(tunnel_pid) then break end
+    P.terminate(tunnel_pid, 2)
+    tunnel_pid = nil
+  end
+  assert(tunnel_pid, "stunnel4 did not start: " .. (P.read_file(work .. "/stunnel.log") or ""))
+end
+log("smtp-sink on %d (pid %d), stunnel4 on %d (pid %d)", sink_port, sink_pid, tls_port, tunnel_pid)
+
+---------------------------------------------------------------- clients
+
+-- curl -K configs: one process, one connection reused for every group.
+local function curl_config(name, url, count, file)
+  local group = table.concat({
+    ('url = "%s"'):format(url), ('mail-from = "%s"'):format(FROM),
+    ('mail-rcpt = "%s"'):format(TO), ('upload-file = "%s"'):format(file),
+    "silent", "show-error", "insecure", "",
+  }, "\n")
+  local parts = {}
+  for i = 1, count do parts[i] = group end
+  return write(work .. "/" .. name, table.concat(parts, "next\n"))
+end
+local plain_url = ("smtp://127.0.0.1:%d/bench.example.test"):format(sink_port)
+local tls_url = ("smtps://127.0.0.1:%d/bench.example.test"):format(tls_port)
+local CURL_S1 = curl_config("curl-s1.conf", plain_url, N1, MSG1K)
+local CURL_S1_TLS = curl_config("curl-s1-tls.conf", tls_url, N1, MSG1K)
+local CURL_S3 = curl_config("curl-s3.conf", plain_url, 1, BIG)
+local CURL_S3_TLS = curl_config("curl-s3-tls.conf", tls_url, 1, BIG)
+
+local function lua_smtp(mode, port, count, file, tls, extra_env)
+  return LUAENV .. (extra_env or "") .. ("lua5.4 bench/peers/luasmtp.lua %s 127.0.0.1 %d %d %s %s")
+    :format(mode, port, count, q(file), tls and "tls" or "")
+end
+local function smtplib(mode, port, count, file, tls)
+  return ("%s bench/peers/smtplib_peer.py %s 127.0.0.1 %d %d %s %s")
+    :format(PY, mode, port, count, q(file), tls and "tls" or "")
+end
+local function smtp_source(flags)
+  return ("/usr/sbin/smtp-source -s 1 -f %s -t %s -M bench.example.test %s 127.0.0.1:%d")
+    :format(FROM, TO, flags, sink_port)
+end
+local curl_attach = ("curl -sS %s --mail-from %s --mail-rcpt %s -H %s -H %s -H %s -F %s")
+  :format(q(plain_url), FROM, TO, q("From: " .. FROM), q("To: " .. TO), q("Subject: attachment"),
+    q("=@" .. ATT .. ";type=application/octet-stream;encoder=base64"))
+
+local has_message = os.execute(LUAENV .. "lua5.4 -e 'require \"smtp.message\"' 2>/dev/null") == true
+
+-- Scenario groups: each client has a name, a command, the unit of its
+-- figure and the amount of work (messages or bytes). `ref` marks the
+-- lua-smtp row that the group's ratios are taken against.
+local groups = {
+  { id = "S1", title = ("S1: %d x 1 KB messages, one connection (smtp-sink)"):format(N1), unit = "msg/s",
+    work = N1, clients = {
+      { name = "lua-smtp sendmany", ref = true, cmd = lua_smtp("many", sink_port, N1, MSG1K) },
+      { name = "lua-smtp sendmail loop", cmd = lua_smtp("loop", sink_port, N1, MSG1K) },
+      { name = "smtp-source -d", cmd = smtp_source(("-d -m %d -l 1024"):format(N1)) },
+      { name = "Python smtplib", cmd = smtplib("loop", sink_port, N1, MSG1K) },
+      { name = "LuaSocket loop (5.4)", cmd = LUAENV .. ("lua5.4 bench/peers/luasocket_peer.lua loop 127.0.0.1 %d %d %s")
+        :format(sink_port, N1, q(MSG1K)) },
+      { name = "curl -K (one process)", cmd = "curl -K " .. q(CURL_S1) },
+    } },
+  { id = "S2", title = ("S2: %d messages, a new connection each"):format(N2), unit = "msg/s", work = N2,
+    clients = {
+      { name = "lua-smtp connect+sendmail+quit", ref = true, cmd = lua_smtp("conn", sink_port, N2, MSG1K) },
+      { name = "smtp-source", cmd = smtp_source(("-m %d -l 1024"):format(N2)) },
+      { name = "Python smtplib", cmd = smtplib("conn", sink_port, N2, MSG1K) },
+    } },
+  { id = "S3", title = ("S3: one %d MiB text message"):format(S3_MB), unit = "MB/s", work = BIG_SIZE, rss = true,
+    clients = {
+      { name = "lua-smtp sendmail(file)", ref = true, cmd = lua_smtp("file", sink_port, 1, BIG) },
+      { name = "raw loopback TCP (python)", raw = true, cmd = ("%s bench/peers/rawtcp.py tcp %d"):format(PY, BIG_SIZE) },
+      { name = "smtp-sink ceiling (pre-encoded, sendfile)", raw = true,
+        cmd = ("%s bench/peers/rawtcp.py replay 127.0.0.1 %d %s"):format(PY, sink_port, q(BIG)) },
+      { name = "smtp-source -F", cmd = smtp_source("-m 1 -F " .. q(BIG)) },
+      { name = "curl", cmd = "curl -K " .. q(CURL_S3) },
+      { name = "Python smtplib", cmd = smtplib("file", sink_port, 1, BIG) },
+    } },
+  { id = "S3b", title = ("S3: one %d MiB binary attachment (base64)"):format(ATT_MB), unit = "MB/s",
+    work = ATT_SIZE, rss = true, skip = not has_message and "skipped: smtp.message not available" or nil,
+    clients = {
+      { name = "lua-smtp smtp.message(path)", ref = true, cmd = lua_smtp("attach", sink_port, 1, ATT) },
+      { name = "curl -F encoder=base64", cmd = curl_attach },
+    } },
+  { id = "S4", title = ("S4: S1 over implicit TLS (stunnel4 -> smtp-sink)"), unit = "msg/s", work = N1,
+    clients = {
+      { name = "lua-smtp sendmany (TLS)", ref = true, cmd = lua_smtp("many", tls_port, N1, MSG1K, true) },
+      { name = "lua-smtp sendmail loop (TLS)", cmd = lua_smtp("loop", tls_port, N1, MSG1K, true) },
+      { name = "curl -K smtps://", cmd = "curl -K " .. q(CURL_S1_TLS) },
+    } },
+  { id = "S4b", title = ("S4: S3 text message over implicit TLS"), unit = "MB/s", work = BIG_SIZE, rss = true,
+    clients = {
+      { name = "lua-smtp sendmail(file) (TLS)", ref = true, cmd = lua_smtp("file", tls_port, 1, BIG, true) },
+      { name = "curl smtps://", cmd = "curl -K " .. q(CURL_S3_TLS) },
+    } },
+}
+
+-- Runs one client: wall time around the process (interpreter start-up
+-- included), peak RSS from /usr/bin/time, the client's own "ok n secs".
+local function run_client(cmd, limit)
+  local out, err, rss = work .. "/out", work .. "/err", work .. "/rss"
+  local full = ("timeout -k 5 %d /usr/bin/time -f %%M -o %s %s >%s 2>%s"):format(limit, rss, cmd, out, err)
+  local t0 = core.now()
+  local ok = os.execute(full)
+  local wall = core.now() - t0
+  local stdout = P.read_file(out) or ""
+  local n, inner = stdout:match("ok (%d+) ([%d%.]+)")
+  local r = { wall = wall, inner = tonumber(inner), rss = tonumber((P.read_file(rss) or ""):match("(%d+)%s*$")) }
+  if ok ~= true then
+    r.failed = ((P.read_file(err) or "") .. stdout):sub(1, 400)
+  end
+  return r
+end
+
+---------------------------------------------------------------- rounds
+
+local results = {} -- results[group.id][client.name] = list of runs
+for _, g in ipairs(groups) do
+  results[g.id] = {}
+  for _, c in ipairs(g.clients) do results[g.id][c.name] = {} end
+end
+
+local rounds_done = 0
+for round = 1, ROUNDS do
+  if core.now() - started > MAX_SECONDS then
+    log("time budget of %ds spent: stopping after %d rounds", MAX_SECONDS, rounds_done)
+    break
+  end
+  for _, g in ipairs(groups) do
+    if not g.skip then
+      -- Rotate the order each round so no client always runs first.
+      local n = #g.clients
+      for k = 0, n - 1 do
+        local c = g.clients[(k + round - 1) % n + 1]
+        local r = run_client(c.cmd, g.rss and 300 or 120)
+        -- Raw references time themselves (no interpreter start-up).
+        r.t = (c.raw and r.inner) or r.wall
+        table.insert(results[g.id][c.name], r)
+        if r.failed then log("%s %s FAILED: %s", g.id, c.name, r.failed) end
+      end
+    end
+  end
+  rounds_done = round
+  log("round %d of %d done", round, ROUNDS)
+end
+
+---------------------------------------------------------------- S5
+
+-- Counts, for one client run under strace, the reads that returned data
+-- from the SMTP socket ("reply waits") and the writes to it.
+local function strace_counts(cmd, port, n)
+  local tr = work .. "/strace.out"
+  local full = ("timeout -k 5 120 strace -qq -o %s -s 0 -e signal=none "
+    .. "-e trace=connect,read,recvfrom,recvmsg,readv,write,writev,sendto,sendmsg,sendfile %s >/dev/null 2>%s")
+    :format(tr, cmd, work .. "/err")
+  if os.execute(full) ~= true then
+    return { failed = (P.read_file(work .. "/err") or ""):sub(1, 300) }
+  end
+  local fds, reads, writes, wbytes = {}, 0, 0, 0
+  for line in io.lines(tr) do
+    local fd = line:match("^connect%((%d+), {sa_family=AF_INET, sin_port=htons%((%d+)%)")
+    if fd then
+      local p = tonumber(line:match("htons%((%d+)%)"))
+      if p == port then fds[fd] = true end
+    else
+      local call, f, rest = line:match("^(%a+)%((%d+),(.*)$")
+      if call and fds[f] then
+        local ret = tonumber(rest:match("=%s*(%-?%d+)[^=]*$"))
+        if ret and ret > 0 then
+          if call:find("^read") or call:find("^recv") then reads = reads + 1
+          else writes = writes + 1; wbytes = wbytes + ret end
+        end
+      end
+    end
+  end
+  return { reads = reads, writes = writes, per_read = reads / n, per_write = writes / n }
+end
+
+local s5 = {}
+local postfix
+do
+  log("S5: reply waits with strace (%d messages)", N5)
+  local rows = {
+    { name = "lua-smtp sendmail loop", server = "smtp-sink (PIPELINING)", cmd = lua_smtp("loop", sink_port, N5, MSG1K) },
+    { name = "lua-smtp sendmany", server = "smtp-sink (PIPELINING)", cmd = lua_smtp("many", sink_port, N5, MSG1K) },
+    { name = "smtp-source -d", server = "smtp-sink (PIPELINING)", cmd = smtp_source(("-d -m %d -l 1024"):format(N5)) },
+    { name = "Python smtplib", server = "smtp-sink (PIPELINING)", cmd = smtplib("loop", sink_port, N5, MSG1K) },
+    { name = "LuaSocket loop", server = "smtp-sink (PIPELINING)", cmd = LUAENV .. ("lua5.4 bench/peers/luasocket_peer.lua loop 127.0.0.1 %d %d %s")
+      :format(sink_port, N5, q(MSG1K)) },
+    { name = "curl -K", server = "smtp-sink (PIPELINING)", cmd = "curl -K " .. q(curl_config("curl-s5.conf", plain_url, N5, MSG1K)) },
+  }
+  for _, r in ipairs(rows) do r.port = sink_port end
+  -- CHUNKING needs a server that offers it: a private Postfix smtpd.
+  local ok, h = pcall(servers.postfix, { recipients = { "alice@" .. servers.DOMAIN } })
+  if ok then
+    postfix = h
+    local rcpt = "alice@" .. servers.DOMAIN
+    local function pf(mode, extra)
+      return lua_smtp(mode, h.ports.plain, N5, MSG1K, false, ("BENCH_RCPT=%s "):format(rcpt) .. (extra or ""))
+    end
+    rows[#rows + 1] = { name = "lua-smtp sendmail loop", server = "Postfix smtpd (PIPELINING, CHUNKING)",
+      cmd = pf("loop"), port = h.ports.plain }
+    rows[#rows + 1] = { name = "lua-smtp sendmany", server = "Postfix smtpd (PIPELINING, CHUNKING)",
+      cmd = pf("many"), port = h.ports.plain }
+    rows[#rows + 1] = { name = "lua-smtp sendmany, chunking=false", server = "Postfix smtpd (PIPELINING, CHUNKING)",
+      cmd = pf("many", "BENCH_CHUNKING=false "), port = h.ports.plain }
+  else
+    log("S5: Postfix smtpd did not start, CHUNKING rows skipped: %s", tostring(h))
+  end
+  for _, r in ipairs(rows) do
+    local c = strace_counts(r.cmd, r.port, N5)
+    for k, v in pairs(c) do r[k] = v end
+    s5[#s5 + 1] = r
+    if r.failed then log("S5 %s FAILED: %s", r.name, r.failed) end
+  end
+end
+
+---------------------------------------------------------------- report
+
+local function median(list)
+  local s = {}
+  for i, v in ipairs(list) do s[i] = v end
+  table.sort(s)
+  local n = #s
+  if n == 0 then return nil end
+  if n % 2 == 1 then return s[(n + 1) // 2] end
+  return (s[n // 2] + s[n // 2 + 1]) / 2
+end
+
+-- Figures of one client: median rate, min and max rate, median RSS (MiB).
+local function figures(g, runs)
+  local rates, rss, fails = {}, {}, 0
+  for _, r in ipairs(runs) do
+    if r.failed then fails = fails + 1
+    else
+      local amount = g.unit == "MB/s" and g.work / 1e6 or g.work
+      rates[#rates + 1] = amount / r.t
+      if r.rss then rss[#rss + 1] = r.rss / 1024 end
+    end
+  end
+  table.sort(rates)
+  return { median = median(rates), min = rates[1], max = rates[#rates], rss = median(rss), fails = fails,
+    n = #rates }
+end
+
+local fig = {}
+local lines = {}
+local function out(s) lines[#lines + 1] = s end
+
+local function fmt_rate(v, unit)
+  if not v then return "-" end
+  if unit == "MB/s" then return ("%.1f"):format(v) end
+  return ("%.0f"):format(v)
+end
+
+for _, g in ipairs(groups) do
+  fig[g.id] = {}
+  out("")
+  out("### " .. g.title)
+  out("")
+  if g.skip then
+    out(g.skip)
+  else
+    out(("| client | %s (median) | min - max | ratio peer / lua-smtp |%s runs |")
+      :format(g.unit, g.rss and " peak RSS MiB |" or ""))
+    out("|---|---:|---:|---:|" .. (g.rss and "---:|" or "") .. "---:|")
+    local ref
+    for _, c in ipairs(g.clients) do
+      local f = figures(g, results[g.id][c.name])
+      fig[g.id][c.name] = f
+      if c.ref then ref = f.median end
+    end
+    for _, c in ipairs(g.clients) do
+      local f = fig[g.id][c.name]
+      local ratio = (f.median and ref) and ("%.2f"):format(f.median / ref) or "-"
+      if c.ref then ratio = "1 (reference)" end
+      out(("| %s | %s | %s - %s | %s |%s %d%s |"):format(c.name, fmt_rate(f.median, g.unit),
+        fmt_rate(f.min, g.unit), fmt_rate(f.max, g.unit), ratio,
+        g.rss and (" %s |"):format(f.rss and ("%.1f"):format(f.rss) or "-") or "",
+        f.n, f.fails > 0 and (" (%d failed)"):format(f.fails) or ""))
+    end
+  end
+end
+
+out("")
+out(("### S5: socket reads that returned data (reply waits) and writes per message, %d messages, strace"):format(N5))
+out("")
+out("| client | server | reads / message | writes / message |")
+out("|---|---|---:|---:|")
+for _, r in ipairs(s5) do
+  if r.failed then
+    out(("| %s | %s | failed | failed |"):format(r.name, r.server))
+  else
+    out(("| %s | %s | %.2f | %.2f |"):format(r.name, r.server, r.per_read, r.per_write))
+  end
+end
+
+-- The issue's targets, judged on this run's medians.
+local function m(id, name) return fig[id] and fig[id][name] and fig[id][name].median end
+local function ratio(id, a, b)
+  local x, y = m(id, a), m(id, b)
+  return x and y and x / y or nil
+end
+local function s5row(name, server)
+  for _, r in ipairs(s5) do
+    if r.name == name and r.server:find(server, 1, true) and not r.failed then return r.per_read end
+  end
+end
+local targets = {}
+local function target(what, value, shown, ok)
+  targets[#targets + 1] = { what = what, shown = value and shown or "n/a",
+    verdict = value == nil and "not measured" or (ok and "holds" or "MISSED") }
+end
+local v
+v = ratio("S1", "lua-smtp sendmany", "smtp-source -d")
+target("S1 sendmany >= 2x smtp-source", v, v and ("%.2fx"):format(v), v and v >= 2)
+v = ratio("S1", "lua-smtp sendmany", "Python smtplib")
+target("S1 sendmany >= 5x Python smtplib", v, v and ("%.2fx"):format(v), v and v >= 5)
+v = ratio("S2", "lua-smtp connect+sendmail+quit", "smtp-source")
+target("S2 >= 1x smtp-source", v, v and ("%.2fx"):format(v), v and v >= 1)
+v = ratio("S3", "lua-smtp sendmail(file)", "raw loopback TCP (python)")
+target("S3 text >= 60% of raw loopback TCP", v, v and ("%.0f%%"):format(v * 100), v and v >= 0.6)
+v = ratio("S3b", "lua-smtp smtp.message(path)", "curl -F encoder=base64")
+target("S3 attachment >= 3x curl", v, v and ("%.2fx"):format(v), v and v >= 3)
+do
+  local worst
+  for _, id in ipairs({ "S3", "S3b", "S4b" }) do
+    for name, f in pairs(fig[id] or {}) do
+      if name:find("^lua%-smtp") and f.rss then worst = math.max(worst or 0, f.rss) end
+    end
+  end
+  target("S3 lua-smtp peak RSS <= 16 MiB", worst, worst and ("%.1f MiB (largest)"):format(worst), worst and worst <= 16)
+end
+v = ratio("S4", "lua-smtp sendmany (TLS)", "curl -K smtps://")
+target("S4 S1 over TLS >= curl", v, v and ("%.2fx"):format(v), v and v >= 1)
+v = ratio("S4b", "lua-smtp sendmail(file) (TLS)", "curl smtps://")
+target("S4 S3 over TLS >= curl", v, v and ("%.2fx"):format(v), v and v >= 1)
+v = s5row("lua-smtp sendmail loop", "smtp-sink")
+target("S5 sendmail with PIPELINING: 2 waits/message", v, v and ("%.2f"):format(v), v and v <= 2.05)
+v = s5row("lua-smtp sendmany", "CHUNKING")
+target("S5 sendmany + CHUNKING: <= 1 wait/message", v, v and ("%.2f"):format(v), v and v <= 1.05)
+
+out("")
+out("### Targets of issue 6 (this run)")
+out("")
+out("| target | measured | verdict |")
+out("|---|---|---|")
+for _, t in ipairs(targets) do out(("| %s | %s | %s |"):format(t.what, t.shown, t.verdict)) end
+
+local table_text = table.concat(lines, "\n")
+print(table_text)
+
+---------------------------------------------------------------- RESULTS.md
+
+local function first_line(cmd)
+  local ok, o = P.try(cmd)
+  return ok and (o:match("[^\n]+") or "") or "?"
+end
+local versions = {
+  { "lua-smtp", first_line("git log -1 --format='%h %s' 2>/dev/null | cut -c1-80") },
+  { "Lua", first_line("lua5.4 -v") },
+  { "Postfix (smtp-sink, smtp-source)", first_line("postconf -d -h mail_version 2>/dev/null") },
+  { "Python", first_line(PY .. " --version") },
+  { "LuaSocket", first_line(LUAENV .. "lua5.4 -e 'print(require\"socket\"._VERSION)'") },
+  { "curl", first_line("curl --version") },
+  { "stunnel", first_line("stunnel4 -version 2>&1 | grep -m1 stunnel") },
+  { "OpenSSL", first_line("openssl version") },
+  { "mbedTLS (lua-smtp)", first_line("dpkg-query -W -f '${Version}' libmbedtls-dev 2>/dev/null") },
+  { "kernel", first_line("uname -srm") },
+  { "CPU", first_line("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2") .. ", "
+      .. first_line("nproc") .. " cores" },
+}
+local md = {
+  "# lua-smtp benchmark results (issue 6)",
+  "",
+  "Written by `make bench` (bench/run.lua); do not edit by hand.",
+  "",
+  "- Command: `make bench` (" .. ("BENCH_ROUNDS=%d BENCH_S1=%d BENCH_S2=%d BENCH_S3_MB=%d BENCH_ATT_MB=%d BENCH_S5=%d")
+    :format(ROUNDS, N1, N2, S3_MB, ATT_MB, N5) .. ")",
+  "- Date: " .. os.date("!%Y-%m-%d %H:%M UTC"),
+  ("- Rounds: %d of %d, interleaved (every client once per round, order rotated); figures are medians."):format(rounds_done, ROUNDS),
+  "- Everything on loopback: smtp-sink (Postfix) as the server, stunnel4 (implicit TLS, TLS 1.3) in front of it for S4.",
+  "- Times are wall clock around each client process, interpreter start-up included (Python's is about 20 ms),",
+  "  except the two raw references, which time their own transfer. MB = 10^6 bytes of message file.",
+  "- smtp-source -l 1024 adds its own short header block to the 1024-byte payload; the other clients send",
+  ("  the same %d-byte message (a %d-byte header block + 16 lines of 64 bytes)."):format(size_of(MSG1K), #HEAD),
+  "",
+  "Versions:",
+  "",
+}
+for _, kv in ipairs(versions) do md[#md + 1] = ("- %s: %s"):format(kv[1], kv[2]) end
+md[#md + 1] = table_text
+md[#md + 1] = ""
+write(OUT, table.concat(md, "\n") .. "\n")
+log("wrote %s", OUT)
+
+---------------------------------------------------------------- cleanup
+
+if postfix then pcall(postfix.stop, postfix) end
+P.terminate(tunnel_pid, 5)
+P.terminate(sink_pid, 5)
+log("done in %.0fs", core.now() - started)
