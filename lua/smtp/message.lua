@@ -222,36 +222,47 @@ local function filename_params(filename, charset)
     local q = quoted(filename)
     return { "name=" .. q }, { "filename=" .. q }
   end
-  local words = core.encode_word(filename, charset, "B")
-  local name = { "name=" .. quoted(concat(words, " ")) }
+  -- The words go as separate fold points: folding inside a quoted
+  -- string is white space that unfolding gives back.
+  -- ' name="' and the closing quote fit in 78 columns around a word.
+  local words = core.encode_word(filename, charset, "B", 70)
+  words[1] = 'name="' .. words[1]
+  words[#words] = words[#words] .. '"'
+  local name = { words }
   local enc = pct_encode(filename)
-  local segs, i = {}, 1
-  while i <= #enc do
-    local j = math.min(i + 59, #enc)
-    -- Back off so a %XX triplet stays whole.
-    if sub(enc, j, j) == "%" then j = j - 1 elseif sub(enc, j - 1, j - 1) == "%" then j = j - 2 end
-    segs[#segs + 1] = sub(enc, i, j)
-    i = j + 1
-  end
   local disp = {}
-  if #segs == 1 then
-    disp[1] = "filename*=" .. charset .. "''" .. segs[1]
-  else
-    for k, seg in ipairs(segs) do
-      disp[k] = "filename*" .. (k - 1) .. "*=" .. (k == 1 and charset .. "''" or "") .. seg
-    end
+  local single = "filename*=" .. charset .. "''" .. enc
+  if #single + 2 <= FOLD_AT then
+    disp[1] = single
+    return name, disp
+  end
+  -- Continuations (RFC 2231 3) sized so each folded line, with its
+  -- leading space and ';', stays within 78 columns.
+  local i, k = 1, 0
+  while i <= #enc do
+    local key = "filename*" .. k .. "*=" .. (k == 0 and charset .. "''" or "")
+    local j = math.min(i + (FOLD_AT - 2 - #key) - 1, #enc)
+    -- Back off so a %XX triplet stays whole.
+    if sub(enc, j, j) == "%" then j = j - 1 elseif j < #enc and sub(enc, j - 1, j - 1) == "%" then j = j - 2 end
+    disp[#disp + 1] = key .. sub(enc, i, j)
+    i, k = j + 1, k + 1
   end
   return name, disp
 end
 
 -- Parts -------------------------------------------------------------------
 
--- Structured header from words: "a;" "b=c;" ...
+-- Structured header "value; p1; p2" folded between words; a parameter
+-- given as a list of words may be folded between them too.
 local function param_header(name, value, params)
   local words = { value }
   for _, p in ipairs(params) do
     words[#words] = words[#words] .. ";"
-    words[#words + 1] = p
+    if type(p) == "table" then
+      for _, w in ipairs(p) do words[#words + 1] = w end
+    else
+      words[#words + 1] = p
+    end
   end
   local h = fold(name, words)
   if not h then usage(name .. " header too long") end

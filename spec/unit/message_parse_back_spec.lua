@@ -209,6 +209,7 @@ local cases = {
       { data = "1", filename = ("Ünïcödé Dätei mit einem sehr langen Namen "):rep(3) .. ".txt" },
       { data = "2", filename = 'say "hi" \\ there.txt' },
       { data = "3", filename = "README" },
+      { data = "5", filename = ("ü"):rep(300) .. ".bin" },
       { data = "4", filename = "日本語のファイル名.csv", content_type = "text/csv" },
     },
   } },

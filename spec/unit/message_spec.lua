@@ -282,7 +282,9 @@ describe("smtp.message", function()
       assert.truthy(m:find("filename*0*=UTF-8''%C3%9Cn", 1, true))
       assert.truthy(m:find("filename*1*=", 1, true))
       assert.truthy(m:find('name="=?UTF-8?B?', 1, true))
-      for _, l in ipairs(lines(m)) do assert.is_true(#l <= 998) end
+      for _, l in ipairs(lines(m)) do assert.is_true(#l <= 78, l) end
+      local huge = tostring(build { to = "b@x.org", attachments = { { data = "x", filename = ("ü"):rep(400) } } })
+      for _, l in ipairs(lines(huge)) do assert.is_true(#l <= 78, l) end
     end)
   end)
 
