@@ -5,6 +5,7 @@ set -eu
 
 PACKAGES="
 build-essential clang pkg-config make git
+libclang-rt-14-dev valgrind
 lua5.4 liblua5.4-dev luarocks lua-busted lua-check
 libmbedtls-dev libgsasl-dev
 python3 python3-aiosmtpd

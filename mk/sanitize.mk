@@ -1,0 +1,117 @@
+# Sanitizers and fuzzing (issue 8, SPEC section 7). Included by the Makefile.
+#   make fuzz [FUZZ=reply] [FUZZ_SECONDS=N]  libFuzzer, each target in turn
+#   make fuzz-smoke                          each target 60 s, fails on a crash
+#   make check-asan                          whole suite, module under ASan+UBSan
+#   make check-valgrind                      unit + dialogue specs under memcheck
+# fuzz/fuzz_X.c links csrc/X.c when it exists (Lua-free sources only);
+# fuzz/fuzz_address.c embeds liblua5.4 to drive lua/smtp/address.lua.
+
+.PHONY: fuzz fuzz-build fuzz-smoke check-asan check-valgrind asan-build valgrind-build \
+        _asan-suite _valgrind-suite
+
+SAN_CC ?= clang
+FUZZ_DIR ?= build/fuzzers
+# 0 runs until interrupted (libFuzzer's -max_total_time=0).
+FUZZ_SECONDS ?= 0
+FUZZ_ALL = $(patsubst fuzz/fuzz_%.c,%,$(sort $(wildcard fuzz/fuzz_*.c)))
+FUZZ ?= $(FUZZ_ALL)
+FUZZ_FLAGS = -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+             -fno-omit-frame-pointer $(WARN) -std=c99 -D_POSIX_C_SOURCE=200809L \
+             -D_DEFAULT_SOURCE $(LUA_CFLAGS) $(GSASL_CFLAGS)
+LUA_LIBS ?= $(shell pkg-config --libs $(LUA_PC) 2>/dev/null || echo -llua5.4)
+# Extra sources and libraries per target, beyond csrc/<name>.c. The
+# address target links the whole module, preloaded as smtp.core.
+FUZZ_LIBS_address = $(SRCS) $(LIBS) $(LUA_LIBS)
+FUZZ_BINS = $(patsubst %,$(FUZZ_DIR)/fuzz_%,$(FUZZ))
+
+$(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c $(HDRS) $(SRCS)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZ-CC $@"
+	@$(SAN_CC) $(FUZZ_FLAGS) -o $@ $< $(wildcard csrc/$*.c) $(FUZZ_LIBS_$*)
+
+fuzz-build: $(FUZZ_BINS)
+
+# The committed seeds in fuzz/corpus/<name> are read only; what libFuzzer
+# learns goes to $(FUZZ_DIR)/corpus/<name>, crashes to $(FUZZ_DIR)/artifacts.
+# Each run's log is $(FUZZ_DIR)/<name>.log; its "#N DONE cov: X ft: Y"
+# line is printed at the end.
+FUZZ_RUN = for t in $(FUZZ); do \
+	  mkdir -p $(FUZZ_DIR)/corpus/$$t $(FUZZ_DIR)/artifacts; \
+	  echo "  FUZZ $$t for $(1) s"; \
+	  ASAN_OPTIONS=detect_leaks=1 $(FUZZ_DIR)/fuzz_$$t -max_total_time=$(1) \
+	    -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/artifacts/$$t- \
+	    $(FUZZ_DIR)/corpus/$$t fuzz/corpus/$$t >$(FUZZ_DIR)/$$t.log 2>&1; \
+	  rc=$$?; \
+	  if [ $$rc -ne 0 ] || grep -Eq 'ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:|property failed|deadly signal' $(FUZZ_DIR)/$$t.log; then \
+	    tail -n 60 $(FUZZ_DIR)/$$t.log; echo "FUZZ $$t FAILED (exit $$rc), log $(FUZZ_DIR)/$$t.log"; fail=1; \
+	  fi; \
+	  grep -E '^\#[0-9]+[[:space:]]+DONE' $(FUZZ_DIR)/$$t.log | sed "s/^/  $$t: /"; \
+	done; [ -z "$$fail" ]
+
+fuzz: fuzz-build
+	@fail=; $(call FUZZ_RUN,$(FUZZ_SECONDS))
+
+fuzz-smoke: fuzz-build
+	@fail=; $(call FUZZ_RUN,60)
+
+# --- ASan + UBSan over the whole busted suite --------------------------
+# The module is built with clang into build/asan; lua5.4 itself is not
+# instrumented, so the ASan runtime is preloaded (it must come first).
+# The environment carries LD_PRELOAD through busted's re-exec under
+# lua5.4 (busted --lua) to the process that loads core.so.
+ASAN_BUILD ?= build/asan
+ASAN_SAN = -fsanitize=address,undefined -fno-omit-frame-pointer
+ASAN_RT = $(shell $(SAN_CC) -print-file-name=libclang_rt.asan-$(shell uname -m).so)
+ASAN_ENV = LD_PRELOAD='$(ASAN_RT)' \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=0:exitcode=86 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+ASAN_RUN ?= all
+
+# A phony step, not a rule for $(ASAN_BUILD)/smtp/core.so: that file is
+# $(MODULE) in the sub-make, and a second rule for it would recurse.
+asan-build:
+	@$(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) CC=$(SAN_CC) OPT='-O1 -g' \
+	  EXTRA_CFLAGS='$(ASAN_SAN)' EXTRA_LDFLAGS='$(ASAN_SAN) -shared-libasan' all
+
+check-asan: asan-build
+	@test -f '$(ASAN_RT)' || { echo "no ASan runtime at $(ASAN_RT) (install libclang-rt-14-dev)"; exit 1; }
+	@echo "  ASAN busted --run=$(ASAN_RUN) (log $(ASAN_BUILD)/check-asan.log)"
+	@( $(MAKE) --no-print-directory -s BUILD=$(ASAN_BUILD) _asan-suite; echo $$? >$(ASAN_BUILD)/check-asan.rc ) 2>&1 \
+	  | tee $(ASAN_BUILD)/check-asan.log
+	@rc=$$(cat $(ASAN_BUILD)/check-asan.rc); \
+	if grep -Eq 'ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer' $(ASAN_BUILD)/check-asan.log; then \
+	  echo "check-asan: sanitizer report in $(ASAN_BUILD)/check-asan.log"; exit 1; fi; \
+	if [ "$$rc" -ne 0 ]; then echo "check-asan: suite failed (exit $$rc)"; exit 1; fi; \
+	echo "check-asan: clean"
+
+# Runs with BUILD=$(ASAN_BUILD), so TEST_ENV points the suite at it.
+_asan-suite:
+	$(TEST_ENV) $(ASAN_ENV) $(BUSTED) --run=$(ASAN_RUN)
+
+# --- valgrind memcheck over the unit and dialogue specs ----------------
+# busted re-execs itself when given --lua (the .busted file sets it);
+# --ignore-lua keeps it in the lua5.4 process valgrind started. Child
+# processes (scripted servers) are not traced.
+VALGRIND_BUILD ?= build/valgrind
+VALGRIND_RUNS ?= unit dialogue
+VALGRIND = valgrind --quiet --error-exitcode=99 --leak-check=full \
+	--errors-for-leak-kinds=definite --show-leak-kinds=definite \
+	--suppressions=spec/helpers/valgrind.supp --num-callers=30
+BUSTED_SCRIPT ?= $(shell command -v busted)
+
+valgrind-build:
+	@$(MAKE) --no-print-directory BUILD=$(VALGRIND_BUILD) OPT='-O1 -g' all
+
+check-valgrind: valgrind-build
+	@mkdir -p $(VALGRIND_BUILD)
+	@fail=; for r in $(VALGRIND_RUNS); do \
+	  echo "  VALGRIND busted --run=$$r (log $(VALGRIND_BUILD)/$$r.log)"; \
+	  $(MAKE) --no-print-directory -s BUILD=$(VALGRIND_BUILD) VALGRIND_RUN=$$r _valgrind-suite \
+	    >$(VALGRIND_BUILD)/$$r.log 2>&1; rc=$$?; \
+	  tail -n 1 $(VALGRIND_BUILD)/$$r.log; \
+	  if [ $$rc -ne 0 ]; then grep -E '^==[0-9]+==' $(VALGRIND_BUILD)/$$r.log | head -n 80; \
+	    echo "check-valgrind: $$r failed (exit $$rc; 99 = memcheck errors)"; fail=1; fi; \
+	done; [ -z "$$fail" ] && echo "check-valgrind: clean"
+
+_valgrind-suite:
+	$(TEST_ENV) $(VALGRIND) $(LUA) $(BUSTED_SCRIPT) --ignore-lua --run=$(VALGRIND_RUN)
