@@ -64,9 +64,31 @@ size_t smtp_b64_encode(struct smtp_b64 *e, const unsigned char *in, size_t len, 
         }
         e->nleft = 0;
     }
+    /* Whole runs of quads up to the end of the line, without per-quad
+     * line checks. */
     while (end - p >= 3) {
-        B64_QUAD(o, col, ll, p[0], p[1], p[2]);
-        p += 3;
+        size_t quads = (size_t)(end - p) / 3, k;
+        if (ll > 0) {
+            size_t room;
+            if (col >= ll) {
+                *o++ = '\r';
+                *o++ = '\n';
+                col = 0;
+            }
+            room = (size_t)(ll - col) / 4;
+            if (quads > room)
+                quads = room;
+        }
+        for (k = 0; k < quads; k++) {
+            unsigned v = ((unsigned)p[0] << 16) | ((unsigned)p[1] << 8) | p[2];
+            o[0] = b64_alphabet[v >> 18];
+            o[1] = b64_alphabet[(v >> 12) & 63];
+            o[2] = b64_alphabet[(v >> 6) & 63];
+            o[3] = b64_alphabet[v & 63];
+            o += 4;
+            p += 3;
+        }
+        col += (int)(4 * quads);
     }
     while (p < end)
         e->left[e->nleft++] = *p++;
