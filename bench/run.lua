@@ -187,7 +187,8 @@ local groups = {
   { id = "S3", title = ("S3: one %d MiB text message"):format(S3_MB), unit = "MB/s", work = BIG_SIZE, rss = true,
     clients = {
       { name = "lua-smtp sendmail(file)", ref = true, cmd = lua_smtp("file", sink_port, 1, BIG) },
-      { name = "raw loopback TCP (python)", raw = true, cmd = ("%s bench/peers/rawtcp.py tcp %d"):format(PY, BIG_SIZE) },
+      { name = "raw loopback TCP (python)", raw = true,
+        cmd = ("%s bench/peers/rawtcp.py tcp %d"):format(PY, BIG_SIZE) },
       { name = "smtp-sink ceiling (pre-encoded, sendfile)", raw = true,
         cmd = ("%s bench/peers/rawtcp.py replay 127.0.0.1 %d %s"):format(PY, sink_port, q(BIG)) },
       { name = "smtp-source -F", cmd = smtp_source("-m 1 -F " .. q(BIG)) },
@@ -213,17 +214,40 @@ local groups = {
     } },
 }
 
+-- CPU time (user + system, seconds) a process has used so far.
+local function cpu_of(pid)
+  local stat = P.read_file("/proc/" .. pid .. "/stat") or ""
+  local rest = stat:match("^%d+ %b() (.*)$")
+  if not rest then return 0 end
+  local f = {}
+  for w in rest:gmatch("%S+") do f[#f + 1] = w end
+  -- Fields 14 and 15 of stat (utime, stime) are 12 and 13 after the name.
+  return ((tonumber(f[12]) or 0) + (tonumber(f[13]) or 0)) / 100
+end
+local server_pids = { sink_pid, tunnel_pid }
+local function server_cpu()
+  local t = 0
+  for _, pid in ipairs(server_pids) do t = t + cpu_of(pid) end
+  return t
+end
+
 -- Runs one client: wall time around the process (interpreter start-up
--- included), peak RSS from /usr/bin/time, the client's own "ok n secs".
+-- included), peak RSS and CPU from /usr/bin/time, the servers' CPU from
+-- /proc, the client's own "ok n secs".
 local function run_client(cmd, limit)
   local out, err, rss = work .. "/out", work .. "/err", work .. "/rss"
-  local full = ("timeout -k 5 %d /usr/bin/time -f %%M -o %s %s >%s 2>%s"):format(limit, rss, cmd, out, err)
+  local full = ("timeout -k 5 %d /usr/bin/time -f '%%M %%U %%S' -o %s %s >%s 2>%s")
+    :format(limit, rss, cmd, out, err)
+  local s0 = server_cpu()
   local t0 = core.now()
   local ok = os.execute(full)
   local wall = core.now() - t0
+  local scpu = server_cpu() - s0
   local stdout = P.read_file(out) or ""
-  local n, inner = stdout:match("ok (%d+) ([%d%.]+)")
-  local r = { wall = wall, inner = tonumber(inner), rss = tonumber((P.read_file(rss) or ""):match("(%d+)%s*$")) }
+  local inner = stdout:match("ok %d+ ([%d%.]+)")
+  local m, u, sy = (P.read_file(rss) or ""):match("(%d+) ([%d%.]+) ([%d%.]+)%s*$")
+  local r = { wall = wall, inner = tonumber(inner), rss = tonumber(m),
+    cpu = u and (tonumber(u) + tonumber(sy)) or nil, server_cpu = scpu }
   if ok ~= true then
     r.failed = ((P.read_file(err) or "") .. stdout):sub(1, 400)
   end
@@ -298,14 +322,15 @@ local s5 = {}
 local postfix
 do
   log("S5: reply waits with strace (%d messages)", N5)
+  local sink = "smtp-sink (PIPELINING)"
   local rows = {
-    { name = "lua-smtp sendmail loop", server = "smtp-sink (PIPELINING)", cmd = lua_smtp("loop", sink_port, N5, MSG1K) },
-    { name = "lua-smtp sendmany", server = "smtp-sink (PIPELINING)", cmd = lua_smtp("many", sink_port, N5, MSG1K) },
-    { name = "smtp-source -d", server = "smtp-sink (PIPELINING)", cmd = smtp_source(("-d -m %d -l 1024"):format(N5)) },
-    { name = "Python smtplib", server = "smtp-sink (PIPELINING)", cmd = smtplib("loop", sink_port, N5, MSG1K) },
-    { name = "LuaSocket loop", server = "smtp-sink (PIPELINING)", cmd = LUAENV .. ("lua5.4 bench/peers/luasocket_peer.lua loop 127.0.0.1 %d %d %s")
-      :format(sink_port, N5, q(MSG1K)) },
-    { name = "curl -K", server = "smtp-sink (PIPELINING)", cmd = "curl -K " .. q(curl_config("curl-s5.conf", plain_url, N5, MSG1K)) },
+    { name = "lua-smtp sendmail loop", server = sink, cmd = lua_smtp("loop", sink_port, N5, MSG1K) },
+    { name = "lua-smtp sendmany", server = sink, cmd = lua_smtp("many", sink_port, N5, MSG1K) },
+    { name = "smtp-source -d", server = sink, cmd = smtp_source(("-d -m %d -l 1024"):format(N5)) },
+    { name = "Python smtplib", server = sink, cmd = smtplib("loop", sink_port, N5, MSG1K) },
+    { name = "LuaSocket loop", server = sink,
+      cmd = LUAENV .. ("lua5.4 bench/peers/luasocket_peer.lua loop 127.0.0.1 %d %d %s"):format(sink_port, N5, q(MSG1K)) },
+    { name = "curl -K", server = sink, cmd = "curl -K " .. q(curl_config("curl-s5.conf", plain_url, N5, MSG1K)) },
   }
   for _, r in ipairs(rows) do r.port = sink_port end
   -- CHUNKING needs a server that offers it: a private Postfix smtpd.
@@ -347,18 +372,20 @@ end
 
 -- Figures of one client: median rate, min and max rate, median RSS (MiB).
 local function figures(g, runs)
-  local rates, rss, fails = {}, {}, 0
+  local rates, rss, cpu, scpu, fails = {}, {}, {}, {}, 0
   for _, r in ipairs(runs) do
     if r.failed then fails = fails + 1
     else
       local amount = g.unit == "MB/s" and g.work / 1e6 or g.work
       rates[#rates + 1] = amount / r.t
       if r.rss then rss[#rss + 1] = r.rss / 1024 end
+      if r.cpu then cpu[#cpu + 1] = r.cpu end
+      scpu[#scpu + 1] = r.server_cpu
     end
   end
   table.sort(rates)
   return { median = median(rates), min = rates[1], max = rates[#rates], rss = median(rss), fails = fails,
-    n = #rates }
+    n = #rates, cpu = median(cpu), server_cpu = median(scpu) }
 end
 
 local fig = {}
@@ -379,9 +406,9 @@ for _, g in ipairs(groups) do
   if g.skip then
     out(g.skip)
   else
-    out(("| client | %s (median) | min - max | ratio peer / lua-smtp |%s runs |")
+    out(("| client | %s (median) | min - max | ratio peer / lua-smtp | client CPU s | server CPU s |%s runs |")
       :format(g.unit, g.rss and " peak RSS MiB |" or ""))
-    out("|---|---:|---:|---:|" .. (g.rss and "---:|" or "") .. "---:|")
+    out("|---|---:|---:|---:|---:|---:|" .. (g.rss and "---:|" or "") .. "---:|")
     local ref
     for _, c in ipairs(g.clients) do
       local f = figures(g, results[g.id][c.name])
@@ -392,8 +419,9 @@ for _, g in ipairs(groups) do
       local f = fig[g.id][c.name]
       local ratio = (f.median and ref) and ("%.2f"):format(f.median / ref) or "-"
       if c.ref then ratio = "1 (reference)" end
-      out(("| %s | %s | %s - %s | %s |%s %d%s |"):format(c.name, fmt_rate(f.median, g.unit),
+      out(("| %s | %s | %s - %s | %s | %s | %s |%s %d%s |"):format(c.name, fmt_rate(f.median, g.unit),
         fmt_rate(f.min, g.unit), fmt_rate(f.max, g.unit), ratio,
+        f.cpu and ("%.2f"):format(f.cpu) or "-", f.server_cpu and ("%.2f"):format(f.server_cpu) or "-",
         g.rss and (" %s |"):format(f.rss and ("%.1f"):format(f.rss) or "-") or "",
         f.n, f.fails > 0 and (" (%d failed)"):format(f.fails) or ""))
     end
@@ -496,10 +524,14 @@ local md = {
   "- Command: `make bench` (" .. ("BENCH_ROUNDS=%d BENCH_S1=%d BENCH_S2=%d BENCH_S3_MB=%d BENCH_ATT_MB=%d BENCH_S5=%d")
     :format(ROUNDS, N1, N2, S3_MB, ATT_MB, N5) .. ")",
   "- Date: " .. os.date("!%Y-%m-%d %H:%M UTC"),
-  ("- Rounds: %d of %d, interleaved (every client once per round, order rotated); figures are medians."):format(rounds_done, ROUNDS),
-  "- Everything on loopback: smtp-sink (Postfix) as the server, stunnel4 (implicit TLS, TLS 1.3) in front of it for S4.",
+  ("- Rounds: %d of %d, interleaved (every client once per round, order rotated); figures are medians.")
+    :format(rounds_done, ROUNDS),
+  "- Everything on loopback: smtp-sink (Postfix) as the server, stunnel4 (implicit TLS, TLS 1.3) in front of it",
+  "  for S4; S5's CHUNKING rows use a private Postfix smtpd (spec/helpers/servers.lua).",
   "- Times are wall clock around each client process, interpreter start-up included (Python's is about 20 ms),",
   "  except the two raw references, which time their own transfer. MB = 10^6 bytes of message file.",
+  "- client CPU: user + system of the client process (/usr/bin/time); server CPU: smtp-sink + stunnel4",
+  "  during the run (/proc, 10 ms ticks). Medians over the rounds.",
   "- smtp-source -l 1024 adds its own short header block to the 1024-byte payload; the other clients send",
   ("  the same %d-byte message (a %d-byte header block + 16 lines of 64 bytes)."):format(size_of(MSG1K), #HEAD),
   "",
