@@ -57,6 +57,7 @@ build = {
     ["smtp.pipeline"] = "lua/smtp/pipeline.lua",
     ["smtp.sasl"] = "lua/smtp/sasl.lua",
     ["smtp.trace"] = "lua/smtp/trace.lua",
+    ["smtp.transport.cosocket"] = "lua/smtp/transport/cosocket.lua",
     ["smtp.transport.socket"] = "lua/smtp/transport/socket.lua",
   },
   install = { bin = { ["smtp-send"] = "bin/smtp-send" } },
