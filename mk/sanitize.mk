@@ -66,6 +66,8 @@ ASAN_BUILD ?= build/asan
 ASAN_SAN = -fsanitize=address,undefined -fno-omit-frame-pointer
 ASAN_RT = $(shell $(SAN_CC) -print-file-name=libclang_rt.asan-$(shell uname -m).so)
 ASAN_LUA = $(shell command -v $(LUA))
+# A Lua "prefix" whose bin/lua5.4 is the wrapper.
+ASAN_PREFIX = $(ASAN_BUILD)/lua-prefix
 ASAN_OPTS = ASAN_OPTIONS=detect_leaks=0:abort_on_error=0:exitcode=86 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 ASAN_RUN ?= all
@@ -76,11 +78,15 @@ asan-build:
 	@test -f '$(ASAN_RT)' || { echo "no ASan runtime at $(ASAN_RT) (install libclang-rt-14-dev)"; exit 1; }
 	@$(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) CC=$(SAN_CC) OPT='-O1 -g' \
 	  EXTRA_CFLAGS='$(ASAN_SAN)' EXTRA_LDFLAGS='$(ASAN_SAN) -shared-libasan' all
-	@mkdir -p $(ASAN_BUILD)/bin
 	@$(SAN_CC) -shared -fPIC -O1 -o $(ASAN_BUILD)/unset-preload.so tools/unset-preload.c
+	@mkdir -p $(ASAN_PREFIX)/bin
 	@printf '#!/bin/sh\nLD_PRELOAD="%s %s" exec %s "$$@"\n' '$(ASAN_RT)' \
-	  '$(CURDIR)/$(ASAN_BUILD)/unset-preload.so' '$(ASAN_LUA)' >$(ASAN_BUILD)/bin/$(LUA)
-	@chmod +x $(ASAN_BUILD)/bin/$(LUA)
+	  '$(CURDIR)/$(ASAN_BUILD)/unset-preload.so' '$(ASAN_LUA)' >$(ASAN_PREFIX)/bin/$(LUA)
+	@chmod +x $(ASAN_PREFIX)/bin/$(LUA)
+	@# luarocks (rockspec_spec) takes the first lua5.4 on PATH as the Lua
+	@# prefix and looks for lua.h beside it.
+	@ln -sfn $(dir $(ASAN_LUA))../include $(ASAN_PREFIX)/include
+	@ln -sfn $(dir $(ASAN_LUA))../lib $(ASAN_PREFIX)/lib
 
 check-asan: asan-build
 	@echo "  ASAN busted --run=$(ASAN_RUN) (log $(ASAN_BUILD)/check-asan.log)"
@@ -94,7 +100,7 @@ check-asan: asan-build
 
 # Runs with BUILD=$(ASAN_BUILD), so TEST_ENV points the suite at it.
 _asan-suite:
-	PATH='$(CURDIR)/$(ASAN_BUILD)/bin':"$$PATH" $(TEST_ENV) $(ASAN_OPTS) $(BUSTED) --run=$(ASAN_RUN)
+	PATH='$(CURDIR)/$(ASAN_PREFIX)/bin':"$$PATH" $(TEST_ENV) $(ASAN_OPTS) $(BUSTED) --run=$(ASAN_RUN)
 
 # --- valgrind memcheck over the unit and dialogue specs ----------------
 # busted re-execs itself when given --lua (the .busted file sets it);
