@@ -7,7 +7,7 @@
 # fuzz/fuzz_address.c embeds liblua5.4 to drive lua/smtp/address.lua.
 
 .PHONY: fuzz fuzz-build fuzz-smoke check-asan check-valgrind asan-build valgrind-build \
-        _asan-suite _valgrind-suite
+        _asan-suite
 
 SAN_CC ?= clang
 FUZZ_DIR ?= build/fuzzers
@@ -108,6 +108,8 @@ _asan-suite:
 # processes (scripted servers) are not traced.
 VALGRIND_BUILD ?= build/valgrind
 VALGRIND_RUNS ?= unit dialogue
+TEST_ENV_VG = SMTP_BUILD='$(VALGRIND_BUILD)' LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' \
+	LUA_CPATH='$(VALGRIND_BUILD)/?.so;;'
 VALGRIND = valgrind --quiet --error-exitcode=99 --leak-check=full \
 	--errors-for-leak-kinds=definite --show-leak-kinds=definite \
 	--suppressions=spec/helpers/valgrind.supp --num-callers=30
@@ -116,16 +118,24 @@ BUSTED_SCRIPT ?= $(shell command -v busted)
 valgrind-build:
 	@$(MAKE) --no-print-directory BUILD=$(VALGRIND_BUILD) OPT='-O1 -g' all
 
+# Fails on memcheck's verdict (exit 99, any "==PID==" report). Specs that
+# fail only because of the ~30x slowdown (deadline and timing assertions)
+# are listed but do not fail the target unless VALGRIND_STRICT=1; `make
+# test` holds them to account.
+VALGRIND_STRICT ?= 0
 check-valgrind: valgrind-build
 	@mkdir -p $(VALGRIND_BUILD)
 	@fail=; for r in $(VALGRIND_RUNS); do \
 	  echo "  VALGRIND busted --run=$$r (log $(VALGRIND_BUILD)/$$r.log)"; \
-	  $(MAKE) --no-print-directory -s BUILD=$(VALGRIND_BUILD) VALGRIND_RUN=$$r _valgrind-suite \
+	  $(TEST_ENV_VG) $(VALGRIND) $(LUA) $(BUSTED_SCRIPT) --ignore-lua --run=$$r \
 	    >$(VALGRIND_BUILD)/$$r.log 2>&1; rc=$$?; \
-	  tail -n 1 $(VALGRIND_BUILD)/$$r.log; \
-	  if [ $$rc -ne 0 ]; then grep -E '^==[0-9]+==' $(VALGRIND_BUILD)/$$r.log | head -n 80; \
-	    echo "check-valgrind: $$r failed (exit $$rc; 99 = memcheck errors)"; fail=1; fi; \
-	done; [ -z "$$fail" ] && echo "check-valgrind: clean"
-
-_valgrind-suite:
-	$(TEST_ENV) $(VALGRIND) $(LUA) $(BUSTED_SCRIPT) --ignore-lua --run=$(VALGRIND_RUN)
+	  grep -E 'passed, [0-9]+ failed' $(VALGRIND_BUILD)/$$r.log | tail -n 1; \
+	  if [ $$rc -eq 99 ] || grep -Eq '^==[0-9]+== [A-Z]' $(VALGRIND_BUILD)/$$r.log; then \
+	    grep -E '^==[0-9]+==' $(VALGRIND_BUILD)/$$r.log | head -n 80; \
+	    echo "check-valgrind: memcheck errors in $$r"; fail=1; \
+	  elif [ $$rc -ne 0 ]; then \
+	    grep -E '^\[  FAILED  \] spec/.*ms\)$$' $(VALGRIND_BUILD)/$$r.log; \
+	    echo "check-valgrind: $$r: spec failures under valgrind, no memcheck errors"; \
+	    [ "$(VALGRIND_STRICT)" = 1 ] && fail=1; \
+	  fi; \
+	done; [ -z "$$fail" ] && echo "check-valgrind: no memcheck errors, no definite leaks"
