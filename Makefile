@@ -46,6 +46,7 @@ $(MODULE): $(OBJS)
 
 deps:
 	sh tools/install-deps.sh
+	sh tools/install-node-deps.sh
 
 test: deps all
 	$(TEST_ENV) $(BUSTED) --run=all
