@@ -249,7 +249,11 @@ function smtp.send(opts)
   if msg == nil then usage("smtp.send: give 'message' or 'raw'") end
   local client = smtp.connect(opts)
   local ok, result = pcall(function()
-    client:authenticate(opts)
+    -- In authenticate 'host' is the EHLO name, not the server.
+    local auth = {}
+    for k, v in pairs(opts) do auth[k] = v end
+    auth.host = opts.local_name
+    client:authenticate(auth)
     return client:sendmail(msg, { from = opts.from, to = opts.to, dsn = opts.dsn,
       all_or_nothing = opts.all_or_nothing, progress = opts.progress,
       chunking = opts.chunking, requiretls = opts.requiretls })
