@@ -329,7 +329,8 @@ do
     { name = "smtp-source -d", server = sink, cmd = smtp_source(("-d -m %d -l 1024"):format(N5)) },
     { name = "Python smtplib", server = sink, cmd = smtplib("loop", sink_port, N5, MSG1K) },
     { name = "LuaSocket loop", server = sink,
-      cmd = LUAENV .. ("lua5.4 bench/peers/luasocket_peer.lua loop 127.0.0.1 %d %d %s"):format(sink_port, N5, q(MSG1K)) },
+      cmd = LUAENV .. ("lua5.4 bench/peers/luasocket_peer.lua loop 127.0.0.1 %d %d %s")
+        :format(sink_port, N5, q(MSG1K)) },
     { name = "curl -K", server = sink, cmd = "curl -K " .. q(curl_config("curl-s5.conf", plain_url, N5, MSG1K)) },
   }
   for _, r in ipairs(rows) do r.port = sink_port end
