@@ -6,7 +6,7 @@
 --   S4 S1 and S3 over implicit TLS (stunnel4 in front of smtp-sink)
 --   S5 reply waits and writes per message, counted with strace
 -- Run from the repository root: lua5.4 bench/run.lua <build dir>.
--- Environment: BENCH_ROUNDS (5), BENCH_S1 (2000), BENCH_S2 (500),
+-- Environment: BENCH_ROUNDS (7), BENCH_S1 (2000), BENCH_S2 (500),
 -- BENCH_S3_MB (100), BENCH_ATT_MB (50), BENCH_S5 (500), BENCH_MAX_SECONDS
 -- (540: no new round starts after that), BENCH_OUT (bench/RESULTS.md).
 local BUILD = arg[1] or os.getenv("SMTP_BUILD") or "build"
@@ -21,7 +21,7 @@ local function env_num(name, default)
   return tonumber(os.getenv(name) or "") or default
 end
 
-local ROUNDS = env_num("BENCH_ROUNDS", 5)
+local ROUNDS = env_num("BENCH_ROUNDS", 7)
 local N1 = env_num("BENCH_S1", 2000)
 local N2 = env_num("BENCH_S2", 500)
 local S3_MB = env_num("BENCH_S3_MB", 100)
@@ -103,28 +103,51 @@ for _ = 1, 3 do
 end
 assert(sink_pid, "smtp-sink did not start: " .. (P.read_file(work .. "/sink.log") or ""))
 
-local tls_port, tunnel_pid
+-- The S3 server: bench/tools/fastsink.c (smtp-sink reads DATA line by
+-- line and would measure itself; its ceiling stays in the S3 table).
+local fast_port, fast_pid
+do
+  local exe = BUILD .. "/bench-fastsink"
+  P.run(("cc -O2 -Wall -Wextra -std=c99 -o %s bench/tools/fastsink.c"):format(q(exe)))
+  for _ = 1, 3 do
+    fast_port = P.free_port()
+    fast_pid = P.spawn(("%s %d"):format(q(exe), fast_port), work .. "/fastsink.log")
+    P.watchdog("kill " .. fast_pid, fast_pid)
+    if P.wait_for(10, function() return P.listening(fast_port) or not P.alive(fast_pid) end)
+      and P.alive(fast_pid) then break end
+    P.terminate(fast_pid, 2)
+    fast_pid = nil
+  end
+  assert(fast_pid, "fastsink did not start: " .. (P.read_file(work .. "/fastsink.log") or ""))
+end
+
+local tls_port, tls_fast_port, tunnel_pid
 do
   local key, cert = work .. "/tls.key", work .. "/tls.crt"
   P.run(("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
     .. "-subj /CN=localhost -keyout %s -out %s"):format(q(key), q(cert)))
   for _ = 1, 3 do
-    tls_port = P.free_port()
+    tls_port, tls_fast_port = P.free_port(), P.free_port()
     local conf = write(work .. "/stunnel.conf", table.concat({
       "foreground = yes", "pid =", "debug = 3", "",
       "[smtps]", "accept = 127.0.0.1:" .. tls_port, "connect = 127.0.0.1:" .. sink_port,
       "cert = " .. cert, "key = " .. key, "",
+      "[smtps-fast]", "accept = 127.0.0.1:" .. tls_fast_port, "connect = 127.0.0.1:" .. fast_port,
+      "cert = " .. cert, "key = " .. key, "",
     }, "\n"))
     tunnel_pid = P.spawn("/usr/bin/stunnel4 " .. q(conf), work .. "/stunnel.log")
     P.watchdog("kill " .. tunnel_pid, tunnel_pid)
-    if P.wait_for(10, function() return P.listening(tls_port) or not P.alive(tunnel_pid) end)
+    if P.wait_for(10, function()
+      return (P.listening(tls_port) and P.listening(tls_fast_port)) or not P.alive(tunnel_pid)
+    end)
       and P.alive(tunnel_pid) then break end
     P.terminate(tunnel_pid, 2)
     tunnel_pid = nil
   end
   assert(tunnel_pid, "stunnel4 did not start: " .. (P.read_file(work .. "/stunnel.log") or ""))
 end
-log("smtp-sink on %d (pid %d), stunnel4 on %d (pid %d)", sink_port, sink_pid, tls_port, tunnel_pid)
+log("smtp-sink on %d (pid %d), fastsink on %d (pid %d), stunnel4 on %d and %d (pid %d)",
+  sink_port, sink_pid, fast_port, fast_pid, tls_port, tls_fast_port, tunnel_pid)
 
 ---------------------------------------------------------------- clients
 
@@ -143,8 +166,10 @@ local plain_url = ("smtp://127.0.0.1:%d/bench.example.test"):format(sink_port)
 local tls_url = ("smtps://127.0.0.1:%d/bench.example.test"):format(tls_port)
 local CURL_S1 = curl_config("curl-s1.conf", plain_url, N1, MSG1K)
 local CURL_S1_TLS = curl_config("curl-s1-tls.conf", tls_url, N1, MSG1K)
-local CURL_S3 = curl_config("curl-s3.conf", plain_url, 1, BIG)
-local CURL_S3_TLS = curl_config("curl-s3-tls.conf", tls_url, 1, BIG)
+local fast_url = ("smtp://127.0.0.1:%d/bench.example.test"):format(fast_port)
+local tls_fast_url = ("smtps://127.0.0.1:%d/bench.example.test"):format(tls_fast_port)
+local CURL_S3 = curl_config("curl-s3.conf", fast_url, 1, BIG)
+local CURL_S3_TLS = curl_config("curl-s3-tls.conf", tls_fast_url, 1, BIG)
 
 local function lua_smtp(mode, port, count, file, tls, extra_env)
   return LUAENV .. (extra_env or "") .. ("lua5.4 bench/peers/luasmtp.lua %s 127.0.0.1 %d %d %s %s")
@@ -154,12 +179,12 @@ local function smtplib(mode, port, count, file, tls)
   return ("%s bench/peers/smtplib_peer.py %s 127.0.0.1 %d %d %s %s")
     :format(PY, mode, port, count, q(file), tls and "tls" or "")
 end
-local function smtp_source(flags)
+local function smtp_source(flags, port)
   return ("/usr/sbin/smtp-source -s 1 -f %s -t %s -M bench.example.test %s 127.0.0.1:%d")
-    :format(FROM, TO, flags, sink_port)
+    :format(FROM, TO, flags, port or sink_port)
 end
 local curl_attach = ("curl -sS %s --mail-from %s --mail-rcpt %s -H %s -H %s -H %s -F %s")
-  :format(q(plain_url), FROM, TO, q("From: " .. FROM), q("To: " .. TO), q("Subject: attachment"),
+  :format(q(fast_url), FROM, TO, q("From: " .. FROM), q("To: " .. TO), q("Subject: attachment"),
     q("=@" .. ATT .. ";type=application/octet-stream;encoder=base64"))
 
 local has_message = os.execute(LUAENV .. "lua5.4 -e 'require \"smtp.message\"' 2>/dev/null") == true
@@ -184,21 +209,29 @@ local groups = {
       { name = "smtp-source", cmd = smtp_source(("-m %d -l 1024"):format(N2)) },
       { name = "Python smtplib", cmd = smtplib("conn", sink_port, N2, MSG1K) },
     } },
-  { id = "S3", title = ("S3: one %d MiB text message"):format(S3_MB), unit = "MB/s", work = BIG_SIZE, rss = true,
+  { id = "S3", title = ("S3: one %d MiB text message (fastsink; smtp-sink for reference)"):format(S3_MB),
+    unit = "MB/s", work = BIG_SIZE, rss = true,
     clients = {
-      { name = "lua-smtp sendmail(file)", ref = true, cmd = lua_smtp("file", sink_port, 1, BIG) },
+      { name = "lua-smtp sendmail(file)", ref = true, cmd = lua_smtp("file", fast_port, 1, BIG) },
+      { name = "lua-smtp sendmail(file), chunking=false", cmd = lua_smtp("file", fast_port, 1, BIG, false,
+        "BENCH_CHUNKING=false ") },
       { name = "raw loopback TCP (python)", raw = true,
         cmd = ("%s bench/peers/rawtcp.py tcp %d"):format(PY, BIG_SIZE) },
+      { name = "fastsink ceiling (pre-encoded, sendfile)", raw = true,
+        cmd = ("%s bench/peers/rawtcp.py replay 127.0.0.1 %d %s"):format(PY, fast_port, q(BIG)) },
+      { name = "smtp-source -F", cmd = smtp_source("-m 1 -F " .. q(BIG), fast_port) },
+      { name = "curl", cmd = "curl -K " .. q(CURL_S3) },
+      { name = "Python smtplib", cmd = smtplib("file", fast_port, 1, BIG) },
+      { name = "lua-smtp sendmail(file) -> smtp-sink", cmd = lua_smtp("file", sink_port, 1, BIG) },
       { name = "smtp-sink ceiling (pre-encoded, sendfile)", raw = true,
         cmd = ("%s bench/peers/rawtcp.py replay 127.0.0.1 %d %s"):format(PY, sink_port, q(BIG)) },
-      { name = "smtp-source -F", cmd = smtp_source("-m 1 -F " .. q(BIG)) },
-      { name = "curl", cmd = "curl -K " .. q(CURL_S3) },
-      { name = "Python smtplib", cmd = smtplib("file", sink_port, 1, BIG) },
     } },
-  { id = "S3b", title = ("S3: one %d MiB binary attachment (base64)"):format(ATT_MB), unit = "MB/s",
+  { id = "S3b", title = ("S3: one %d MiB binary attachment (base64, fastsink)"):format(ATT_MB), unit = "MB/s",
     work = ATT_SIZE, rss = true, skip = not has_message and "skipped: smtp.message not available" or nil,
     clients = {
-      { name = "lua-smtp smtp.message(path)", ref = true, cmd = lua_smtp("attach", sink_port, 1, ATT) },
+      { name = "lua-smtp smtp.message(path)", ref = true, cmd = lua_smtp("attach", fast_port, 1, ATT) },
+      { name = "lua-smtp smtp.message(path), chunking=false", cmd = lua_smtp("attach", fast_port, 1, ATT, false,
+        "BENCH_CHUNKING=false ") },
       { name = "curl -F encoder=base64", cmd = curl_attach },
     } },
   { id = "S4", title = ("S4: S1 over implicit TLS (stunnel4 -> smtp-sink)"), unit = "msg/s", work = N1,
@@ -207,9 +240,12 @@ local groups = {
       { name = "lua-smtp sendmail loop (TLS)", cmd = lua_smtp("loop", tls_port, N1, MSG1K, true) },
       { name = "curl -K smtps://", cmd = "curl -K " .. q(CURL_S1_TLS) },
     } },
-  { id = "S4b", title = ("S4: S3 text message over implicit TLS"), unit = "MB/s", work = BIG_SIZE, rss = true,
+  { id = "S4b", title = ("S4: S3 text message over implicit TLS (stunnel4 -> fastsink)"), unit = "MB/s",
+    work = BIG_SIZE, rss = true,
     clients = {
-      { name = "lua-smtp sendmail(file) (TLS)", ref = true, cmd = lua_smtp("file", tls_port, 1, BIG, true) },
+      { name = "lua-smtp sendmail(file) (TLS)", ref = true, cmd = lua_smtp("file", tls_fast_port, 1, BIG, true) },
+      { name = "lua-smtp sendmail(file), chunking=false (TLS)",
+        cmd = lua_smtp("file", tls_fast_port, 1, BIG, true, "BENCH_CHUNKING=false ") },
       { name = "curl smtps://", cmd = "curl -K " .. q(CURL_S3_TLS) },
     } },
 }
@@ -224,7 +260,7 @@ local function cpu_of(pid)
   -- Fields 14 and 15 of stat (utime, stime) are 12 and 13 after the name.
   return ((tonumber(f[12]) or 0) + (tonumber(f[13]) or 0)) / 100
 end
-local server_pids = { sink_pid, tunnel_pid }
+local server_pids = { sink_pid, fast_pid, tunnel_pid }
 local function server_cpu()
   local t = 0
   for _, pid in ipairs(server_pids) do t = t + cpu_of(pid) end
@@ -467,6 +503,10 @@ v = ratio("S2", "lua-smtp connect+sendmail+quit", "smtp-source")
 target("S2 >= 1x smtp-source", v, v and ("%.2fx"):format(v), v and v >= 1)
 v = ratio("S3", "lua-smtp sendmail(file)", "raw loopback TCP (python)")
 target("S3 text >= 60% of raw loopback TCP", v, v and ("%.0f%%"):format(v * 100), v and v >= 0.6)
+v = ratio("S3", "lua-smtp sendmail(file), chunking=false", "raw loopback TCP (python)")
+target("(S3 text, DATA instead of BDAT: % of raw TCP)", v, v and ("%.0f%%"):format(v * 100), v and v >= 0.6)
+v = ratio("S3", "lua-smtp sendmail(file) -> smtp-sink", "smtp-sink ceiling (pre-encoded, sendfile)")
+target("(S3 text to smtp-sink: % of that sink's own ceiling)", v, v and ("%.0f%%"):format(v * 100), v and v >= 0.6)
 v = ratio("S3b", "lua-smtp smtp.message(path)", "curl -F encoder=base64")
 target("S3 attachment >= 3x curl", v, v and ("%.2fx"):format(v), v and v >= 3)
 do
@@ -493,6 +533,22 @@ out("")
 out("| target | measured | verdict |")
 out("|---|---|---|")
 for _, t in ipairs(targets) do out(("| %s | %s | %s |"):format(t.what, t.shown, t.verdict)) end
+
+out("")
+out("### Every round (rate per run, in round order; F = failed)")
+out("")
+for _, g in ipairs(groups) do
+  if not g.skip then
+    for _, c in ipairs(g.clients) do
+      local cells = {}
+      for i, r in ipairs(results[g.id][c.name]) do
+        local amount = g.unit == "MB/s" and g.work / 1e6 or g.work
+        cells[i] = r.failed and "F" or fmt_rate(amount / r.t, g.unit)
+      end
+      out(("- %s, %s: %s %s"):format(g.id, c.name, table.concat(cells, " "), g.unit))
+    end
+  end
+end
 
 local table_text = table.concat(lines, "\n")
 print(table_text)
@@ -527,8 +583,10 @@ local md = {
   "- Date: " .. os.date("!%Y-%m-%d %H:%M UTC"),
   ("- Rounds: %d of %d, interleaved (every client once per round, order rotated); figures are medians.")
     :format(rounds_done, ROUNDS),
-  "- Everything on loopback: smtp-sink (Postfix) as the server, stunnel4 (implicit TLS, TLS 1.3) in front of it",
-  "  for S4; S5's CHUNKING rows use a private Postfix smtpd (spec/helpers/servers.lua).",
+  "- Everything on loopback: smtp-sink (Postfix) as the server for S1, S2, S4 and S5; bench/tools/fastsink.c",
+  "  (a discarding server reading 1 MiB at a time, PIPELINING + CHUNKING) for S3, since smtp-sink parses DATA",
+  "  line by line and caps far below loopback TCP (its ceiling is in the S3 table); stunnel4 (implicit TLS,",
+  "  TLS 1.3) in front of either for S4; S5's CHUNKING rows use a private Postfix smtpd (spec/helpers/servers.lua).",
   "- Times are wall clock around each client process, interpreter start-up included (Python's is about 20 ms),",
   "  except the two raw references, which time their own transfer. MB = 10^6 bytes of message file.",
   "- client CPU: user + system of the client process (/usr/bin/time); server CPU: smtp-sink + stunnel4",
@@ -549,5 +607,6 @@ log("wrote %s", OUT)
 
 if postfix then pcall(postfix.stop, postfix) end
 P.terminate(tunnel_pid, 5)
+P.terminate(fast_pid, 5)
 P.terminate(sink_pid, 5)
 log("done in %.0fs", core.now() - started)
