@@ -14,7 +14,9 @@ local TIMEOUT = 10 -- seconds, for every wait
 
 -- Connects a cosocket, hands it to the library, sends one message.
 -- Returns the sendmail report, or nil and an smtp.Error / message.
-local function notify(text)
+-- 'site' is read from the request beforehand: ngx.var is not available
+-- in a timer.
+local function notify(text, site)
   local sock = ngx.socket.tcp()
   sock:settimeout(TIMEOUT * 1000)
   local ok, err = sock:connect(HOST, PORT)
@@ -29,7 +31,7 @@ local function notify(text)
     return client:sendmail(table.concat({
       "From: " .. os.getenv("SMTP_FROM"),
       "To: " .. os.getenv("SMTP_TO"),
-      "Subject: Notification from " .. ngx.var.host,
+      "Subject: Notification from " .. site,
       "",
       text,
       "",
@@ -42,13 +44,14 @@ end
 
 ngx.req.read_body()
 local text = ngx.req.get_body_data() or "(empty notification)"
+local site = ngx.var.host
 
 if ngx.var.arg_async == "1" then
   -- Sent after the response: a timer runs in its own light thread, where
   -- cosockets work too. Failures go to the error log.
   local ok, err = ngx.timer.at(0, function(premature)
     if premature then return end
-    local report, failure = notify(text)
+    local report, failure = notify(text, site)
     if not report then ngx.log(ngx.ERR, "notification failed: ", tostring(failure)) end
   end)
   if not ok then
@@ -61,7 +64,7 @@ if ngx.var.arg_async == "1" then
   return
 end
 
-local report, err = notify(text)
+local report, err = notify(text, site)
 if not report then
   -- smtp.Error kinds tell a caller's mistake from a server that is down.
   local retry = smtp.Error.is(err) and err.retryable
