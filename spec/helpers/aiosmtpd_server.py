@@ -105,7 +105,9 @@ def main():
     def authenticator(server, session, envelope, mechanism, auth_data):
         ok = (isinstance(auth_data, LoginPassword)
               and users.get(auth_data.login) == auth_data.password)
-        return AuthResult(success=ok, auth_data=auth_data)
+        # handled=False makes aiosmtpd answer a refusal with 535 itself;
+        # its default (True) would leave the client waiting for a reply.
+        return AuthResult(success=ok, handled=False, auth_data=auth_data)
 
     store = Store(args.outdir, args.pipelining)
     loop = asyncio.new_event_loop()

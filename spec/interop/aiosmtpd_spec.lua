@@ -99,4 +99,27 @@ describe("aiosmtpd #interop", function()
     v6:stop()
     assert(ok, err)
   end)
+
+  it("reports a refused AUTH as kind authentication at once and can retry on the same connection", function()
+    local auth = servers.aiosmtpd { auth = { { user = "u", password = "right-Pass-1" } } }
+    local ok, err = pcall(function()
+      local client = smtp.connect { host = auth.host, port = auth.port, timeout = 10 }
+      local t0 = require("socket").gettime()
+      local failed, e = pcall(client.authenticate, client,
+        { user = "u", password = "wrong", tls = false, allow_plaintext = true, mechanisms = { "PLAIN" } })
+      assert.is_false(failed)
+      assert.equal("authentication", e.kind, tostring(e))
+      assert.equal(535, e.code)
+      assert.is_true(require("socket").gettime() - t0 < 2)
+      client:authenticate { user = "u", password = "right-Pass-1", tls = false, allow_plaintext = true,
+        mechanisms = { "LOGIN" } }
+      assert.is_true(client:authenticated())
+      client:sendmail("From: u@example.org\r\nTo: b@example.org\r\n\r\nafter a refusal\r\n")
+      client:quit()
+      local got = assert(auth:wait_messages(1))
+      assert.equal("u", got[1].auth)
+    end)
+    auth:stop()
+    assert(ok, err)
+  end)
 end)
