@@ -94,9 +94,12 @@ local faults = {
 }
 
 -- In the TLS handshake a closed connection or bytes that are no TLS
--- record are a TLS failure; silence is a timeout.
+-- record are a TLS failure; silence is a timeout. Garbage that arrives
+-- before the ClientHello leaves is plaintext after the 220 (SPEC 7:
+-- protocol or tls).
 local HANDSHAKE_KINDS = {
-  close = { tls = true }, stall = { timeout = true }, trickle = { timeout = true }, garbage = { tls = true },
+  close = { tls = true }, stall = { timeout = true }, trickle = { timeout = true },
+  garbage = { tls = true, protocol = true },
 }
 
 -- While the body is being written the client is not reading: a server
