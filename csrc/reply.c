@@ -131,7 +131,8 @@ static void find_enhanced(struct smtp_reply *r)
                 return;
             e[i++] = *s++;
         }
-        while (s < end && is_digit(*s) && digits < 3) {
+        /* RFC 3463: the class is one digit, subject and detail 1-3. */
+        while (s < end && is_digit(*s) && digits < (part == 0 ? 1u : 3u)) {
             e[i++] = *s++;
             digits++;
         }

@@ -36,13 +36,14 @@ static int is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
-/* class "." subject "." detail, 1-3 digits each (RFC 3463). */
+/* class "." subject "." detail (RFC 3463): the class is one digit,
+ * subject and detail 1-3 digits. */
 static int well_formed_enhanced(const char *e)
 {
     int part;
     for (part = 0; part < 3; part++) {
         int digits = 0;
-        while (is_digit(*e) && digits < 3) {
+        while (is_digit(*e) && digits < (part == 0 ? 1 : 3)) {
             e++;
             digits++;
         }

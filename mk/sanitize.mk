@@ -118,11 +118,11 @@ BUSTED_SCRIPT ?= $(shell command -v busted)
 valgrind-build:
 	@$(MAKE) --no-print-directory BUILD=$(VALGRIND_BUILD) OPT='-O1 -g' all
 
-# Fails on memcheck's verdict (exit 99, any "==PID==" report). Specs that
-# fail only because of the ~30x slowdown (deadline and timing assertions)
-# are listed but do not fail the target unless VALGRIND_STRICT=1; `make
-# test` holds them to account.
-VALGRIND_STRICT ?= 0
+# Fails on memcheck's verdict (exit 99, any "==PID==" report) and on any
+# spec failure: the timing specs hold under memcheck too (the fault
+# matrix overshoots its deadlines by 0.07 s at most there). VALGRIND_STRICT=0
+# lists spec failures without failing, to look at memcheck alone.
+VALGRIND_STRICT ?= 1
 check-valgrind: valgrind-build
 	@mkdir -p $(VALGRIND_BUILD)
 	@fail=; for r in $(VALGRIND_RUNS); do \

@@ -17,6 +17,8 @@ Transcript lines (escapes \\r \\n \\t \\0 \\xHH are decoded in S:, R:, C:):
   TRICKLE s text  send text + CRLF one byte every s seconds
   BIGLINE n     send a reply line of n bytes ("250 xxxx...") + CRLF
   MANYLINES n   send n continuation lines "250-x" then "250 end"
+  ENDLESS text  send text + CRLF over and over until the client closes
+                (or 30 s pass): a reply that never ends
   NEXT          accept the next connection (with CONNECTIONS > 1)
 The result file gets "ok" or "error: <why>" on its first line; the bytes each
 connection received go to RESULTFILE.1, RESULTFILE.2, ... exactly.
@@ -135,6 +137,14 @@ def play(lines, listener, nconn):
                 conn.sendall(b"250 " + b"x" * (int(arg) - 4) + b"\r\n")
             elif op == "MANYLINES":
                 conn.sendall(b"250-x\r\n" * int(arg) + b"250 end\r\n")
+            elif op == "ENDLESS":
+                line = unescape(arg) + b"\r\n"
+                end = time.monotonic() + 30
+                try:
+                    while time.monotonic() < end:
+                        conn.sendall(line * 64)
+                except OSError:
+                    pass
             elif op == "NEXT":
                 peer.drain_until_close(0.5)
                 received.append(peer.received)

@@ -18,6 +18,10 @@ describe("smtp.core ReplyParser enhanced codes", function()
     { "250 2.1.x ok\r\n", "2.1.x ok" },
     { "250 2.1234.5 ok\r\n", "2.1234.5 ok" },
     { "250 2\r\n", "2" },
+    -- RFC 3463: the class is a single digit.
+    { "250 200.1.1 ok\r\n", "200.1.1 ok" },
+    { "250 20.1.1 ok\r\n", "20.1.1 ok" },
+    { "550 555.1.1 no\r\n", "555.1.1 no" },
   }
   for _, row in ipairs(rows) do
     it("has none for " .. ("%q"):format(row[1]), function()
@@ -26,4 +30,10 @@ describe("smtp.core ReplyParser enhanced codes", function()
       assert.same({ row[2] }, r.lines)
     end)
   end
+
+  it("keeps a one-digit class with three-digit subject and detail", function()
+    local r = one("250 2.100.999 ok\r\n")
+    assert.equal("2.100.999", r.enhanced)
+    assert.same({ "ok" }, r.lines)
+  end)
 end)
