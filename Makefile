@@ -1,5 +1,6 @@
 # lua-smtp build, test and tooling. `make` builds build/smtp/core.so;
-# `make test` runs the whole busted suite; `make demo` sends a real message.
+# `make test` runs the whole busted suite under lua5.4, lua5.3, lua5.1 and
+# LuaJIT; `make demo` sends a real message.
 
 LUA ?= lua5.4
 LUA_PC ?= $(LUA)
@@ -22,7 +23,9 @@ LIBS = $(MBEDTLS_LIBS) $(GSASL_LIBS)
 # The one list of C sources; spec/unit/build_spec.lua checks that the
 # rockspec names the same files.
 SRCS = $(sort $(wildcard csrc/*.c))
-BUILD ?= build
+# Objects do not record which Lua they were built for: another Lua gets
+# its own directory (build/lua5.1, ...), lua5.4 keeps build/.
+BUILD ?= $(if $(filter lua5.4,$(LUA)),build,build/$(LUA))
 OBJS = $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(SRCS))
 HDRS = $(wildcard csrc/*.h)
 MODULE = $(BUILD)/smtp/core.so
@@ -48,8 +51,10 @@ deps:
 	sh tools/install-deps.sh
 	sh tools/install-node-deps.sh
 
-test: deps all
-	$(TEST_ENV) $(BUSTED) --run=all
+# The whole suite under every supported Lua (mk/lua-versions.mk), ending
+# with one line summed over the runs; `make test-lua5.4` runs one.
+test: deps
+	@$(MAKE) --no-print-directory test-all-luas
 
 test-unit: all
 	$(TEST_ENV) $(BUSTED) --run=unit
@@ -64,18 +69,23 @@ lint:
 	luacheck -q lua spec bench bin/smtp-send examples tools
 	$(MAKE) -s clean-obj && $(MAKE) -s CC=gcc BUILD=build/lint-gcc all
 	$(MAKE) -s CC=clang BUILD=build/lint-clang all
+	@# compat.h paths for the other Luas, -Werror under clang too
+	for l in lua5.3 lua5.1 luajit; do $(MAKE) -s CC=clang LUA=$$l BUILD=build/lint-clang-$$l all || exit 1; done
 
 demo: deps all
 	sh tools/demo.sh
 
+# luarocks' Lua version for LUA (LuaJIT uses the 5.1 tree).
+LUA_ABI ?= $(if $(filter luajit,$(LUA)),5.1,$(patsubst lua%,%,$(LUA)))
+
 install:
-	luarocks --lua-version=5.4 make rockspec/lua-smtp-scm-1.rockspec
+	luarocks --lua-version=$(LUA_ABI) make rockspec/lua-smtp-scm-1.rockspec
 
 check-rockspec:
 	sh tools/check-rockspec.sh
 
 clean-obj:
-	rm -rf build/lint-gcc build/lint-clang
+	rm -rf build/lint-gcc build/lint-clang build/lint-clang-*
 
 clean:
 	rm -rf $(BUILD)

@@ -12,7 +12,7 @@ python3 python3-aiosmtpd
 postfix openssl
 dovecot-core dovecot-lmtpd
 dante-server tinyproxy
-lua5.1 liblua5.1-0-dev lua5.3 liblua5.3-dev luajit2 libluajit2-5.1-dev lua-socket
+lua5.1 liblua5.1-0-dev lua5.3 liblua5.3-dev luajit2 libluajit2-5.1-dev lua-socket lua-dkjson
 nginx libnginx-mod-http-lua lua-resty-core lua-resty-lrucache
 lua-ldoc lua-discount util-linux
 "
@@ -51,4 +51,14 @@ if [ -n "$missing" ]; then
   if [ "$own_policy" = yes ]; then $SUDO rm -f "$policy"; fi
   [ "$status" -eq 0 ] || exit "$status"
 fi
+# `make test` runs busted under every Lua: Debian's lua-busted and its
+# dependencies (lua-system, lua-term, penlight, ...) ship modules for 5.1
+# (also LuaJIT's path), 5.3 and 5.4; check that each interpreter finds them.
+for l in lua5.4 lua5.3 lua5.1 luajit; do
+  if ! "$l" -e 'require "busted.runner"; require "system"; require "term"; require "socket"; require "dkjson"' \
+      >/dev/null 2>&1; then
+    echo "deps: busted or its modules do not load under $l" >&2
+    exit 1
+  fi
+done
 echo "deps: all packages present"

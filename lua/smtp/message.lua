@@ -271,8 +271,8 @@ end
 
 local function base64_len(n)
   if n == 0 then return 0 end
-  local chars = (n + 2) // 3 * 4
-  return chars + 2 * ((chars - 1) // 76)
+  local chars = math.floor((n + 2) / 3) * 4 -- no `//`: 5.1 and LuaJIT lack it
+  return chars + 2 * math.floor((chars - 1) / 76)
 end
 
 -- A text body (text or html): the transfer encoding and the encoded bytes

@@ -2,6 +2,7 @@
 -- Server lines are scripted; every byte the client sends is asserted.
 local smtp = require "smtp"
 local scripted = require "helpers.scripted"
+local V = require "helpers.luaver"
 
 local EHLO_PIPE = [[
 S: 220 mx.example.org ESMTP
@@ -699,17 +700,20 @@ S: 250 2.0.0 queued as BDAT42
   end)
 
   it("closes the connection at the end of a <close> scope and when collected", function()
-    local server = scripted.start("S: 220 mx\nC: NOOP\nS: 250 ok\n")
-    local chunk = assert(load([[
-      local smtp, port = ...
-      local c <close> = smtp.connect { host = "127.0.0.1", port = port, timeout = 5 }
-      c:noop()
-      return c
-    ]]))
-    local c = chunk(smtp, server.port)
-    assert.is_true(c:closed())
-    local ok = server:result()
-    assert.is_true(ok)
+    if V.lua54 then
+      -- `<close>` is 5.4 syntax: compiled only where it exists.
+      local server = scripted.start("S: 220 mx\nC: NOOP\nS: 250 ok\n")
+      local chunk = assert(V.load([[
+        local smtp, port = ...
+        local c <close> = smtp.connect { host = "127.0.0.1", port = port, timeout = 5 }
+        c:noop()
+        return c
+      ]], "=close"))
+      local c = chunk(smtp, server.port)
+      assert.is_true(c:closed())
+      local ok = server:result()
+      assert.is_true(ok)
+    end
     local s2 = scripted.start("S: 220 mx\n")
     do
       smtp.connect { host = "127.0.0.1", port = s2.port, timeout = 5 }

@@ -8,23 +8,30 @@ function M.q(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
+-- Output and exit code of a shell command. The shell appends "\n<code>\n"
+-- (popen's close() gives no status on 5.1/LuaJIT); the last one is ours.
+local function capture(cmd)
+  local f = assert(io.popen("(" .. cmd .. ") 2>&1; printf '\\n%s\\n' \"$?\"", "r"))
+  local all = f:read("*a")
+  f:close()
+  local out, code = all:match("^(.*)\n(%d+)\n$")
+  if not out then return all, -1 end
+  return out, tonumber(code)
+end
+
 -- Runs a shell command; raises with its output when it fails.
 function M.run(cmd)
-  local f = assert(io.popen("(" .. cmd .. ") 2>&1", "r"))
-  local out = f:read("*a")
-  local ok, how, code = f:close()
-  if not ok then
-    error(("command failed (%s %s): %s\n%s"):format(how, code, cmd, out), 2)
+  local out, code = capture(cmd)
+  if code ~= 0 then
+    error(("command failed (exit %d): %s\n%s"):format(code, cmd, out), 2)
   end
   return out
 end
 
 -- Runs a shell command, returns ok, output (never raises).
 function M.try(cmd)
-  local f = assert(io.popen("(" .. cmd .. ") 2>&1", "r"))
-  local out = f:read("*a")
-  local ok = f:close()
-  return ok == true, out
+  local out, code = capture(cmd)
+  return code == 0, out
 end
 
 -- Seconds since boot with 10 ms resolution (os.clock is CPU time).
@@ -223,13 +230,24 @@ function M.listening(port)
   return false
 end
 
+-- A random number in 0..65535 from /dev/urandom: math.random is seeded by
+-- specs (fixed seeds) and not at all on 5.1/LuaJIT, so suites running in
+-- parallel under several Luas would probe the same ports in step.
+local function random16()
+  local f = io.open("/dev/urandom", "rb")
+  local b = f and f:read(2)
+  if f then f:close() end
+  if not b or #b < 2 then return math.random(0, 65535) end
+  return b:byte(1) * 256 + b:byte(2)
+end
+
 local handed_out = {}
 -- A TCP port in 20000..32767 (below Linux's ephemeral range) that nothing
 -- uses now and that this process has not handed out before. Bounded probe.
 function M.free_port()
   local used = used_ports()
   for _ = 1, 500 do
-    local p = math.random(20000, 32767)
+    local p = 20000 + random16() % 12768
     if not used[p] and not handed_out[p] then
       handed_out[p] = true
       return p

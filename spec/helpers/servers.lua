@@ -75,7 +75,7 @@ M.DOMAIN = "example.test"
 M.USERS = {
   { user = "alice", password = "alice-Secret-1" },
   { user = "bob", password = "bob-Secret-2" },
-  { user = "carol", password = "p\xc3\xa4ssw\xc3\xb6rd-\xe2\x82\xac" }, -- "pässwörd-€"
+  { user = "carol", password = "p\195\164ssw\195\182rd-\226\130\172" }, -- "pässwörd-€" (5.1 has no \x)
 }
 M.STARTUP_TIMEOUT = 10
 

@@ -8,6 +8,7 @@ local servers = require "helpers.servers"
 local proxies = require "helpers.proxies"
 local certs = require "helpers.certs"
 local P = require "helpers.proc"
+local V = require "helpers.luaver"
 
 local SOCKS_AUTH = { user = "proxyuser", password = "Socks-Secret-9" }
 local HTTP_AUTH = { user = "webuser", password = "Http-Secret-7" }
@@ -328,7 +329,7 @@ describe("local_address and address fallback #interop #proxy", function()
     ]]):format(cwd, cwd .. "/" .. (os.getenv("SMTP_BUILD") or "build"), server.port))
     local before = #server:messages()
     local out = P.run("timeout 20 " .. proxies.in_namespace({ ["/etc/hosts"] = dir .. "/hosts" },
-      "lua5.4 " .. P.q(dir .. "/client.lua")))
+      V.interpreter .. " " .. P.q(dir .. "/client.lua")))
     hole:stop()
     local elapsed, ok = out:match("elapsed (%S+) (%S+)")
     assert.equal("true", ok, out)

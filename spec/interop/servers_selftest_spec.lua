@@ -30,7 +30,7 @@ local function py_ok(code)
 end
 
 local MSG1 = "From: a@example.org\r\nTo: b@example.test\r\nSubject: one\r\n\r\n"
-  .. "line 1\r\n.leading dot\r\n..two dots\r\n\r\nutf8 \xc3\xa4\xe2\x82\xac\r\nlast\r\n"
+  .. "line 1\r\n.leading dot\r\n..two dots\r\n\r\nutf8 \195\164\226\130\172\r\nlast\r\n"
 local MSG2 = "Subject: two\r\n\r\n" .. ("x"):rep(998) .. "\r\n.\r\nend\r\n"
 
 describe("test PKI #interop", function()

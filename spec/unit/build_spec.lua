@@ -1,8 +1,9 @@
 -- The rockspec builds what the Makefile builds: the same C sources, and
 -- every Lua module under lua/.
+local V = require "helpers.luaver"
 local function rockspec()
   local env = {}
-  local chunk = assert(loadfile("rockspec/lua-smtp-scm-1.rockspec", "t", env))
+  local chunk = assert(V.loadfile("rockspec/lua-smtp-scm-1.rockspec", env))
   chunk()
   return env
 end

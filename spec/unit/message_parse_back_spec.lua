@@ -6,6 +6,7 @@
 -- mailparser those cases are pending, never silently passed.
 local json = require "dkjson"
 local Message = require "smtp.message"
+local V = require "helpers.luaver"
 
 local PYTHON = "/usr/bin/python3"
 local NODE_DIR = "spec/helpers/node"
@@ -16,7 +17,7 @@ end
 
 local function read(path)
   local f = assert(io.open(path, "rb"))
-  local d = f:read("a")
+  local d = f:read("*a")
   f:close()
   return d
 end
@@ -35,7 +36,7 @@ local function random_bytes(n)
 end
 
 local function node_missing()
-  local ok = os.execute("command -v node >/dev/null 2>&1")
+  local ok = V.execute("command -v node")
   if not ok then return "node is not installed" end
   local f = io.open(NODE_DIR .. "/node_modules/mailparser/package.json")
   if not f then return "mailparser is not installed (run tools/install-node-deps.sh)" end
@@ -45,7 +46,7 @@ end
 
 local function mktemp_dir()
   local p = io.popen("mktemp -d /tmp/smtp-parseback.XXXXXX")
-  local dir = p:read("l")
+  local dir = p:read("*l")
   p:close()
   return dir
 end
@@ -61,7 +62,7 @@ local function parse(parser, file, dir)
     cmd = "timeout 120 node " .. NODE_DIR .. "/parse_back.js " .. sh_quote(file) .. " " .. sh_quote(out)
   end
   local p = io.popen(cmd .. " 2>" .. sh_quote(dir .. "/" .. parser .. ".err"))
-  local text = p:read("a")
+  local text = p:read("*a")
   local ok = p:close()
   assert(ok, parser .. " failed: " .. read(dir .. "/" .. parser .. ".err"))
   local v, _, err = json.decode(text, 1, json.null)
@@ -170,7 +171,7 @@ local cases = {
   } },
   { "a 1 MB binary attachment given as data", {
     to = "a@example.org", subject = "data", text = "x\n",
-    attachments = { { data = random_bytes(1 << 20), filename = "data.bin" } },
+    attachments = { { data = random_bytes(1048576), filename = "data.bin" } },
   } },
   { "a text with lines of 2,000 characters", {
     to = "a@example.org", subject = "long lines",

@@ -4,6 +4,7 @@
 local core = require "smtp.core"
 local sasl = require "smtp.sasl"
 local Error = require "smtp.error"
+local V = require "helpers.luaver"
 
 local PASSWORD = "S3cret-pw"
 local UTF8_PASSWORD = "p\195\164ssw\195\182rd-\226\130\172" -- "pässwörd-€"
@@ -606,14 +607,14 @@ print("EXCHANGES OK")
     end
     write("shim.c", shim_c)
     write("run.lua", script:format(package.path, package.cpath))
-    local built = os.execute("cc -shared -fPIC -O1 -o " .. dir .. "/shim.so " .. dir ..
-      "/shim.c -ldl 2>/dev/null")
+    local built = V.execute("cc -shared -fPIC -O1 -o " .. dir .. "/shim.so " .. dir ..
+      "/shim.c -ldl")
     if not built or (os.getenv("SMTP_BUILD") or ""):find("asan") then
       os.execute("rm -rf " .. dir)
       pending("needs cc and a non-sanitizer build for the free() interposer")
       return
     end
-    local p = assert(io.popen("LD_PRELOAD=" .. dir .. "/shim.so timeout 60 lua5.4 " ..
+    local p = assert(io.popen("LD_PRELOAD=" .. dir .. "/shim.so timeout 60 " .. V.interpreter .. " " ..
       dir .. "/run.lua 2>&1"))
     local out = p:read("*a")
     p:close()
