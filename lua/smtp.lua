@@ -256,7 +256,7 @@ function smtp.send(opts)
     client:authenticate(auth)
     return client:sendmail(msg, { from = opts.from, to = opts.to, dsn = opts.dsn,
       all_or_nothing = opts.all_or_nothing, progress = opts.progress,
-      chunking = opts.chunking, requiretls = opts.requiretls })
+      chunking = opts.chunking, requiretls = opts.requiretls, dkim = opts.dkim })
   end)
   if ok then client:quit() else client:close() end
   if not ok then error(result, 0) end
