@@ -375,7 +375,7 @@ function dkim.signed(msg, opts_dkim)
     end
     function view.requirements()
       local req = {}
-      for k, v in pairs(msg.requirements and msg:requirements() or {}) do req[k] = v end
+      for k, v in pairs(msg.requirements and msg:requirements(true) or {}) do req[k] = v end
       req.size = len and req.size and req.size + len or nil
       return req
     end

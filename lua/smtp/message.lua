@@ -682,11 +682,12 @@ end
 
 --- What sending needs from the server: `smtputf8` (an address has
 -- non-ASCII), `eightbit` (8-bit bytes on the wire), and `size` (octets,
--- before dot-stuffing).
+-- before dot-stuffing; with `unsigned`, without the spec's DKIM-Signature).
+-- @tparam[opt] boolean unsigned
 -- @treturn table
-function Message:requirements()
+function Message:requirements(unsigned)
   local size = self._size
-  if self._dkim then
+  if self._dkim and not unsigned then
     local field = self:_signature()
     size = field and size + #field or nil
   end

@@ -5,7 +5,8 @@
 --
 --   local keys = require "helpers.dkim_keys"
 --   local k = keys.make()    -- k.rsa2048 = {file=, pem=, pub=}, ...
---   local ok, out = keys.verify(k.rsa2048, "sel", "example.org", message)
+--   local ok, line = keys.verify(k.rsa2048, "sel", "example.org", message)
+--   local lines = keys.verify_all(k.rsa2048, "sel", "example.org", {m1, m2})
 local P = require "helpers.proc"
 
 local M = {}
@@ -37,15 +38,30 @@ function M.make()
   return made
 end
 
--- Runs dkimpy on 'message' (bytes) with key k published at
--- selector._domainkey.domain. Returns true or false, and its output line.
+-- Runs dkimpy on each message of the list (bytes) with key k published at
+-- selector._domainkey.domain. Returns the list of output lines ("pass" or
+-- "fail: <reason>"), one per message.
+function M.verify_all(k, selector, domain, messages)
+  local dir = P.tempdir("dkim-verify")
+  local files = {}
+  for i, m in ipairs(messages) do
+    files[i] = dir .. "/m" .. i .. ".eml"
+    P.write_file(files[i], m)
+    files[i] = P.q(files[i])
+  end
+  local _, out = P.try("/usr/bin/python3 spec/helpers/dkim_verify.py "
+    .. P.q(selector .. "._domainkey." .. domain) .. " " .. P.q(k.pub) .. " " .. table.concat(files, " "))
+  P.try("rm -rf " .. P.q(dir))
+  local lines = {}
+  for line in out:gmatch("[^\n]+") do lines[#lines + 1] = line end
+  assert(#lines == #messages, "dkim_verify.py: " .. out)
+  return lines
+end
+
+-- One message: true or false, and dkimpy's line.
 function M.verify(k, selector, domain, message)
-  local file = (made and made.dir or P.basedir()) .. "/verify.eml"
-  P.write_file(file, message)
-  local ok, out = P.try("/usr/bin/python3 spec/helpers/dkim_verify.py " .. P.q(file) .. " "
-    .. P.q(selector .. "._domainkey." .. domain) .. " " .. P.q(k.pub))
-  os.remove(file)
-  return ok, (out:gsub("%s+$", ""))
+  local r = M.verify_all(k, selector, domain, { message })[1]
+  return r == "pass", r
 end
 
 return M
