@@ -240,7 +240,7 @@ end
 -- (`tls_required`, `user`, `password`, `token`, `mechanisms`, ...), plus
 -- `message` (an `smtp.message`) or `raw` (a string, file or chunk
 -- function), and the sendmail options `from`, `to`, `dsn`,
--- `all_or_nothing`, `chunking`, `requiretls`, `progress`
+-- `all_or_nothing`, `chunking`, `requiretls`, `progress`, `dkim`
 -- @treturn table the sendmail report
 function smtp.send(opts)
   if type(opts) ~= "table" then usage("smtp.send expects a table of options") end
