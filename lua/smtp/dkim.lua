@@ -19,6 +19,11 @@ local dkim = {}
 local FOLD_AT = 78
 local READ_SIZE = 65536
 
+-- math.type is Lua 5.3+; this module also loads in 5.1 and LuaJIT.
+local function is_count(v)
+  return type(v) == "number" and v >= 0 and v == math.floor(v) and v < 2 ^ 53
+end
+
 local function usage(msg)
   error(Error.new { kind = "usage", message = msg }, 0)
 end
@@ -65,7 +70,7 @@ local function read_key(o)
     address.check_arg(o.key_file, "dkim.key_file")
     local f, err = io.open(o.key_file, "rb")
     if not f then usage("dkim.key_file: cannot open " .. o.key_file .. ": " .. tostring(err)) end
-    pem = f:read("a")
+    pem = f:read("*a")
     f:close()
     if not pem then usage("dkim.key_file: cannot read " .. o.key_file) end
   end
@@ -101,8 +106,15 @@ local CANON = { relaxed = "relaxed", simple = "simple" }
 -- @return the checked options (internal)
 function dkim.options(o)
   if type(o) ~= "table" then usage("dkim must be a table") end
+  -- A table changed since it was checked is checked again.
   local done = checked[o]
-  if done then return done end
+  if done then
+    local same = true
+    for f in pairs(FIELDS) do
+      if done.given[f] ~= o[f] then same = false end
+    end
+    if same then return done.options end
+  end
   for k in pairs(o) do
     if not FIELDS[k] then usage("dkim: unknown field '" .. tostring(k) .. "'") end
   end
@@ -139,18 +151,20 @@ function dkim.options(o)
     r.identity = o.identity
   end
   local ts = o.timestamp
-  if ts ~= nil and type(ts) ~= "boolean" and (math.type(ts) ~= "integer" or ts < 0) then
+  if ts ~= nil and type(ts) ~= "boolean" and not is_count(ts) then
     usage("dkim.timestamp must be a boolean or a non-negative integer")
   end
   r.timestamp = ts == nil and true or ts
   if o.expiration ~= nil then
-    if math.type(o.expiration) ~= "integer" or o.expiration <= 0 then
+    if not is_count(o.expiration) or o.expiration == 0 then
       usage("dkim.expiration must be a positive integer (seconds)")
     end
     r.expiration = o.expiration
   end
   r.key = read_key(o)
-  checked[o] = r
+  local given = {}
+  for f in pairs(FIELDS) do given[f] = o[f] end
+  checked[o] = { options = r, given = given }
   return r
 end
 

@@ -568,11 +568,13 @@ end
 -- pass over the message the first time it is needed, so that tostring()
 -- and sendmail send the same bytes; nil and a message if that pass failed.
 function Message:_signature()
-  if not self._dkim_field and not self._dkim_error then
+  if not self._dkim_field then
+    -- A failure (an attachment file gone) is not kept: a later try may work.
     local field, err = dkim.header(self._dkim, self:unsigned_source())
-    self._dkim_field, self._dkim_error = field, err
+    if not field then return nil, err end
+    self._dkim_field = field
   end
-  return self._dkim_field, self._dkim_error
+  return self._dkim_field
 end
 
 --- A chunk source for sendmail: each call returns the next piece of the

@@ -333,6 +333,16 @@ describe("DKIM signing", function()
       end)
     end
 
+    it("a dkim table changed after its first use is checked again", function()
+      local o = opts()
+      local first = dkim.options(o)
+      assert.equal(first, dkim.options(o))
+      o.selector = "other"
+      assert.equal("other", dkim.options(o).selector)
+      o.domain = "bad domain"
+      usage_error(function() dkim.options(o) end, "domain")
+    end)
+
     it("an EC key (rsa-sha256 needs RSA) and a 512-bit RSA key, never quoting the key", function()
       for _, key in ipairs({ k.ec, k.rsa512 }) do
         local err = usage_error(function() dkim.options(opts { key_pem = key.pem }) end)
