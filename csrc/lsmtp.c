@@ -39,6 +39,7 @@ static const smtp_opener openers[] = {
     lcodec_open,
     ltls_open,
     lsasl_open,
+    ldkim_open,
     NULL
 };
 

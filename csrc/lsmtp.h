@@ -11,6 +11,8 @@
 #define SMTP_TLS_CONFIG_MT "smtp.core.TlsConfig"
 #define SMTP_SASL_MT "smtp.core.Sasl"
 #define SMTP_CODEC_MT "smtp.core.Encoder"
+#define SMTP_DKIM_BODY_MT "smtp.core.DkimBody"
+#define SMTP_DKIM_KEY_MT "smtp.core.DkimKey"
 
 /* Each binding file exports one opener. It receives the module table at
  * the top of the stack, adds its functions to it, and leaves the stack as
@@ -21,6 +23,7 @@ void ldotstuff_open(lua_State *L);
 void lcodec_open(lua_State *L);
 void ltls_open(lua_State *L);
 void lsasl_open(lua_State *L);
+void ldkim_open(lua_State *L);
 
 /* The module's only exported symbol; everything else is hidden by
  * -fvisibility=hidden. */

@@ -22,6 +22,7 @@ LUA_LIBS ?= $(shell pkg-config --libs $(LUA_PC) 2>/dev/null || echo -llua5.4)
 # Extra sources and libraries per target, beyond csrc/<name>.c. The
 # address target links the whole module, preloaded as smtp.core.
 FUZZ_LIBS_address = $(SRCS) $(LIBS) $(LUA_LIBS)
+FUZZ_LIBS_dkim = $(MBEDTLS_LIBS)
 FUZZ_BINS = $(patsubst %,$(FUZZ_DIR)/fuzz_%,$(FUZZ))
 
 $(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c $(HDRS) $(SRCS)

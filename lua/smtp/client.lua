@@ -957,7 +957,8 @@ end
 -- string, a file handle or a chunk function
 -- @tparam[opt] table opts `from`, `to` (list), `all_or_nothing`,
 -- `chunking` (false disables BDAT), `dsn = {notify=, ret=, envid=, orcpt=}`,
--- `requiretls`, `progress = function(sent, total)`
+-- `requiretls`, `progress = function(sent, total)`, `dkim` (signing
+-- options, README "DKIM signing"; they win over the message's own)
 -- @treturn table `{accepted = {addr,...}, rejected = {{recipient=, error=},...},
 -- reply = {code=, enhanced=, text=, queue_id=}}`
 function Client:sendmail(msg, opts)

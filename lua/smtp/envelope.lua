@@ -5,6 +5,7 @@
 -- Raw messages are read only as far as the end of their header block.
 local Error = require "smtp.error"
 local address = require "smtp.address"
+local dkim = require "smtp.dkim"
 
 local type, ipairs, tostring = type, ipairs, tostring
 local concat = table.concat
@@ -193,6 +194,8 @@ end
 -- eightbit=bool|nil, binary=bool|nil, smtputf8=bool}`
 function envelope.prepare(msg, opts)
   local env
+  -- opts.dkim signs (or re-signs) the message in a first pass over it.
+  if opts.dkim ~= nil then msg = dkim.signed(msg, opts.dkim) end
   if type(msg) == "table" and type(msg.source) == "function" then
     env = {}
     env.from = opts.from ~= nil and (opts.from == "" and "" or bare(opts.from, "from"))

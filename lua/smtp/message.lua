@@ -8,6 +8,7 @@
 local core = require "smtp.core"
 local Error = require "smtp.error"
 local address = require "smtp.address"
+local dkim = require "smtp.dkim"
 
 local type, ipairs, pairs, tostring, error, setmetatable, getmetatable, pcall =
   type, ipairs, pairs, tostring, error, setmetatable, getmetatable, pcall
@@ -408,7 +409,7 @@ end
 local SPEC_FIELDS = {
   from = true, to = true, cc = true, bcc = true, reply_to = true, sender = true, subject = true,
   date = true, message_id = true, headers = true, text = true, html = true, attachments = true,
-  charset = true, transfer_encoding = true,
+  charset = true, transfer_encoding = true, dkim = true,
 }
 
 -- Header names the spec sets through its own fields.
@@ -425,13 +426,13 @@ local RESERVED = {
 -- (list of `{name, value}`), `text`, `html`, `attachments` (list of
 -- `{data= | path=, filename=, content_type=, inline=, content_id=}`),
 -- `charset` (default "UTF-8"), `transfer_encoding` ("8bit" lets text
--- bodies go unencoded; the server must then offer 8BITMIME).
+-- bodies go unencoded; the server must then offer 8BITMIME), `dkim`
+-- (signing options, see smtp.dkim.options: the key is read here).
 -- @return a message object
 function Message.new(spec)
   if type(spec) ~= "table" then usage("smtp.message expects a table") end
   for k in pairs(spec) do
     if not SPEC_FIELDS[k] then
-      if k == "dkim" then usage("smtp.message: DKIM signing is not available yet") end
       usage("smtp.message: unknown field '" .. tostring(k) .. "'")
     end
   end
@@ -446,6 +447,7 @@ function Message.new(spec)
   end
 
   local self = setmetatable({}, Message)
+  if spec.dkim ~= nil then self._dkim = dkim.options(spec.dkim) end
   local from, from_raw = address_list(spec.from, "from")
   local to, to_raw = address_list(spec.to, "to")
   local cc, cc_raw = address_list(spec.cc, "cc")
@@ -562,11 +564,38 @@ function Message.is(v)
   return getmetatable(v) == Message
 end
 
+-- The DKIM-Signature field of the spec's dkim options, computed by one
+-- pass over the message the first time it is needed, so that tostring()
+-- and sendmail send the same bytes; nil and a message if that pass failed.
+function Message:_signature()
+  if not self._dkim_field then
+    -- A failure (an attachment file gone) is not kept: a later try may work.
+    local field, err = dkim.header(self._dkim, self:unsigned_source())
+    if not field then return nil, err end
+    self._dkim_field = field
+  end
+  return self._dkim_field
+end
+
 --- A chunk source for sendmail: each call returns the next piece of the
 -- message, then nil; on a failure (an attachment file that cannot be
 -- read) it returns nil and a message. Each call of source() starts over.
+-- With `dkim` in the spec the DKIM-Signature field comes first.
 -- @treturn function
 function Message:source()
+  if not self._dkim then return self:unsigned_source() end
+  local field, err = self:_signature()
+  if not field then return function() return nil, err end end
+  local rest, sent = self:unsigned_source(), false
+  return function()
+    if not sent then sent = true; return field end
+    return rest()
+  end
+end
+
+--- The message without the DKIM-Signature of the spec's `dkim`.
+-- @treturn function a chunk source, as source()
+function Message:unsigned_source()
   local plan, i = self._plan, 0
   local item, offset, file, enc -- the data item being streamed
   local function next_piece()
@@ -655,10 +684,16 @@ end
 
 --- What sending needs from the server: `smtputf8` (an address has
 -- non-ASCII), `eightbit` (8-bit bytes on the wire), and `size` (octets,
--- before dot-stuffing).
+-- before dot-stuffing; with `unsigned`, without the spec's DKIM-Signature).
+-- @tparam[opt] boolean unsigned
 -- @treturn table
-function Message:requirements()
-  return { smtputf8 = self._smtputf8, eightbit = self._eightbit, size = self._size }
+function Message:requirements(unsigned)
+  local size = self._size
+  if self._dkim and not unsigned then
+    local field = self:_signature()
+    size = field and size + #field or nil
+  end
+  return { smtputf8 = self._smtputf8, eightbit = self._eightbit, size = size }
 end
 
 --- The Message-ID header value, `<...>`.

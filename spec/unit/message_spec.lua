@@ -312,7 +312,7 @@ describe("smtp.message", function()
       { "a missing from", { from = false } },
       { "several from without sender", { from = { "a@x.org", "b@x.org" } } },
       { "an unknown field", { atachments = {} } },
-      { "a dkim table (not yet available)", { dkim = {} } },
+      { "an incomplete dkim table", { dkim = {} } },
       { "a bad charset", { charset = "utf-8?Q?" } },
       { "a bad transfer_encoding", { transfer_encoding = "binary" } },
       { "an attachment with data and path", { attachments = { { data = "x", path = "/etc/hostname" } } } },
