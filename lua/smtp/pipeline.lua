@@ -162,7 +162,7 @@ function pipeline.run(c, count, prepare, opts)
       local p = pending
       pending = nil
       data_sent_for[p.i] = true
-      c:_send_body(p.env.source, false, opts.progress, p.env.size, nil, trailer)
+      c:_send_env_body(p.env, false, opts, nil, trailer)
       results[p.i] = pipeline.finish(c, p.report, "DATA")
     end
 
@@ -187,7 +187,7 @@ function pipeline.run(c, count, prepare, opts)
         if bdat or env.binary then
           c:_trace_lines(group)
           data_sent_for[i] = true
-          local chunks = c:_send_body(env.source, true, opts.progress, env.size, wire(group), nil, env.binary)
+          local chunks = c:_send_env_body(env, true, opts, wire(group), nil)
           local mail_reply, rcpt_replies = read_envelope(c, lines, had_rset, #env.recipients)
           local report, failure = pipeline.judge(c, env, lines, mail_reply, rcpt_replies, false)
           -- Every BDAT is answered; a refused chunk stops the message.
