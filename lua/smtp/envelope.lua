@@ -156,7 +156,9 @@ local function raw_envelope(msg, opts)
   end
   -- Header fields are parsed only when needed: for the envelope, or to
   -- remove a Bcc field (a cheap scan tells whether there is one).
-  local has_bcc = head:find("^[Bb][Cc][Cc]%s*:") ~= nil or head:find("\n[Bb][Cc][Cc]%s*:") ~= nil
+  local lhead = string.lower(head)
+  local has_bcc = find(lhead, "^bcc%s*:") ~= nil
+    or (find(lhead, "\nbcc", 1, true) ~= nil and find(lhead, "\nbcc%s*:") ~= nil)
   local fields = (has_bcc or opts.from == nil or opts.to == nil) and parse_fields(head) or {}
   local env = {}
   if opts.from ~= nil then
