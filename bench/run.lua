@@ -8,7 +8,9 @@
 -- Run from the repository root: lua5.4 bench/run.lua <build dir>.
 -- Environment: BENCH_ROUNDS (7), BENCH_S1 (2000), BENCH_S2 (500),
 -- BENCH_S3_MB (100), BENCH_ATT_MB (50), BENCH_S5 (500), BENCH_MAX_SECONDS
--- (540: no new round starts after that), BENCH_OUT (bench/RESULTS.md).
+-- (540: no new round starts after that), BENCH_OUT (bench/RESULTS.md),
+-- BENCH_ONLY (scenario ids to run, e.g. "S1,S3,S5"; default all: a partial
+-- run is for development and leaves the other rows empty).
 local BUILD = arg[1] or os.getenv("SMTP_BUILD") or "build"
 package.path = "lua/?.lua;lua/?/init.lua;spec/?.lua;" .. package.path
 package.cpath = BUILD .. "/?.so;" .. package.cpath
@@ -28,13 +30,23 @@ local S3_MB = env_num("BENCH_S3_MB", 100)
 local ATT_MB = env_num("BENCH_ATT_MB", 50)
 local N5 = env_num("BENCH_S5", 500)
 local MAX_SECONDS = env_num("BENCH_MAX_SECONDS", 540)
-local OUT = os.getenv("BENCH_OUT") or "bench/RESULTS.md"
+local ONLY = os.getenv("BENCH_ONLY")
+-- A partial run never overwrites the committed results by default.
+local OUT = os.getenv("BENCH_OUT") or ((ONLY or "") == "" and "bench/RESULTS.md" or nil)
+local function selected(id)
+  if not ONLY or ONLY == "" then return true end
+  for want in ONLY:gmatch("[^,%s]+") do
+    if want == id then return true end
+  end
+  return false
+end
 local PY = "/usr/bin/python3"
 local FROM, TO = "bench@example.test", "sink@example.test"
 
 local q = P.q
 local started = core.now()
 local work = P.tempdir("bench")
+OUT = OUT or (work .. "/RESULTS.md")
 local root = P.run("pwd"):gsub("\n$", "")
 local LUAENV = ("env LUA_PATH=%s LUA_CPATH=%s "):format(
   q(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;"), q(root .. "/" .. BUILD .. "/?.so;;"))
@@ -294,6 +306,7 @@ end
 
 local results = {} -- results[group.id][client.name] = list of runs
 for _, g in ipairs(groups) do
+  if not selected(g.id) then g.skip = "not run (BENCH_ONLY=" .. ONLY .. ")" end
   results[g.id] = {}
   for _, c in ipairs(g.clients) do results[g.id][c.name] = {} end
 end
@@ -356,7 +369,7 @@ end
 
 local s5 = {}
 local postfix
-do
+if selected("S5") then
   log("S5: reply waits with strace (%d messages)", N5)
   local sink = "smtp-sink (PIPELINING)"
   local rows = {
@@ -579,7 +592,7 @@ local md = {
   "Written by `make bench` (bench/run.lua); do not edit by hand.",
   "",
   "- Command: `make bench` (" .. ("BENCH_ROUNDS=%d BENCH_S1=%d BENCH_S2=%d BENCH_S3_MB=%d BENCH_ATT_MB=%d BENCH_S5=%d")
-    :format(ROUNDS, N1, N2, S3_MB, ATT_MB, N5) .. ")",
+    :format(ROUNDS, N1, N2, S3_MB, ATT_MB, N5) .. ((ONLY or "") ~= "" and (" BENCH_ONLY=" .. ONLY) or "") .. ")",
   "- Date: " .. os.date("!%Y-%m-%d %H:%M UTC"),
   ("- Rounds: %d of %d, interleaved (every client once per round, order rotated); figures are medians.")
     :format(rounds_done, ROUNDS),

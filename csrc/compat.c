@@ -1,6 +1,19 @@
-/* Implementations behind compat.h for Lua versions older than 5.4. */
+/* Implementations behind compat.h (most of them for Lua older than 5.4). */
 #include <string.h>
 #include "compat.h"
+
+#include <lualib.h>
+
+FILE *smtp_compat_tofile(lua_State *L, int idx)
+{
+#if LUA_VERSION_NUM >= 502
+    luaL_Stream *p = luaL_testudata(L, idx, LUA_FILEHANDLE);
+    return (p != NULL && p->closef != NULL) ? p->f : NULL;
+#else
+    FILE **p = luaL_testudata(L, idx, LUA_FILEHANDLE);
+    return p != NULL ? *p : NULL;
+#endif
+}
 
 #if LUA_VERSION_NUM < 502
 #if defined(SMTP_COMPAT_AUX52)

@@ -80,4 +80,10 @@ int smtp_compat_setiuservalue(lua_State *L, int idx, int n);
 #define lua_setiuservalue smtp_compat_setiuservalue
 #endif
 
+/* The stdio stream of an open Lua file handle (io.open) at idx; NULL
+ * when the value is not a file handle or the file is closed. 5.2+ keep a
+ * luaL_Stream, 5.1 and LuaJIT a struct whose first field is the FILE *. */
+#include <stdio.h>
+FILE *smtp_compat_tofile(lua_State *L, int idx);
+
 #endif

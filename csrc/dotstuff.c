@@ -1,5 +1,6 @@
-/* DATA encoder: copies runs of ordinary bytes with memcpy and handles only
- * CR, LF and line-initial '.' byte by byte, so the common case is a scan. */
+/* DATA encoder: whole CRLF lines that need no change are found with
+ * memchr and copied in blocks; only lines with a bare CR or LF or a
+ * leading '.' go through the byte-by-byte path. */
 #include "dotstuff.h"
 
 #include <string.h>
@@ -26,15 +27,39 @@ static size_t plain_run(const char *in, size_t len)
     return i;
 }
 
-size_t smtp_dot_encode(struct smtp_dotstuffer *d, const char *in, size_t len, char *out)
+/* Length of the run of whole lines at in[0..len) that go out unchanged:
+ * each ends in CRLF, holds no other CR or LF, and does not open with a
+ * '.' to double. '*stop' is where the byte-by-byte path must take over
+ * until: the end of the first line that is not clean (after its LF), or
+ * len. Each line is scanned a bounded number of times (no quadratic
+ * rescans on hostile input). Called only when the last byte was not CR. */
+static size_t clean_lines(const struct smtp_dotstuffer *d, const char *in, size_t len,
+                          size_t *stop)
+{
+    size_t i = 0;
+    *stop = len;
+    while (i < len) {
+        const char *nl = memchr(in + i, '\n', len - i);
+        size_t n, end;
+        if (nl == NULL)
+            break; /* an open last line: the slow path takes the rest */
+        n = (size_t)(nl - (in + i)); /* bytes before the LF */
+        end = i + n + 1;
+        if ((d->stuff && in[i] == '.' && (i > 0 || d->at_line_start))
+            || n == 0 || in[i + n - 1] != '\r'
+            || (n > 1 && memchr(in + i, '\r', n - 1) != NULL)) {
+            *stop = end;
+            break;
+        }
+        i = end;
+    }
+    return i;
+}
+
+/* The general case, one CR, LF or run of other bytes at a time. */
+static size_t encode_slow(struct smtp_dotstuffer *d, const char *in, size_t len, char *out)
 {
     size_t i = 0, o = 0;
-    d->bytes_in += len;
-    if (d->binary) {
-        memcpy(out, in, len);
-        d->bytes_out += len;
-        return len;
-    }
     while (i < len) {
         char c = in[i];
         if (c == '\n') {
@@ -63,6 +88,32 @@ size_t smtp_dot_encode(struct smtp_dotstuffer *d, const char *in, size_t len, ch
             o += run;
             i += run;
         }
+    }
+    return o;
+}
+
+size_t smtp_dot_encode(struct smtp_dotstuffer *d, const char *in, size_t len, char *out)
+{
+    size_t i = 0, o = 0;
+    d->bytes_in += len;
+    if (d->binary) {
+        memcpy(out, in, len);
+        d->bytes_out += len;
+        return len;
+    }
+    while (i < len) {
+        /* Clean CRLF lines, the common case, are copied in one block. */
+        size_t k = 0, stop = 1;
+        if (!d->after_cr) {
+            k = clean_lines(d, in + i, len - i, &stop);
+            if (k > 0) {
+                memcpy(out + o, in + i, k);
+                o += k;
+                d->at_line_start = 1;
+            }
+        }
+        o += encode_slow(d, in + i + k, stop - k, out + o);
+        i += stop;
     }
     d->bytes_out += o;
     return o;

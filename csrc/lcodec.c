@@ -268,6 +268,20 @@ static int lcodec_text_stats(lua_State *L)
     return 1;
 }
 
+/* byte_flags(s) -> has_8bit, has_nul: what sendmail must declare for a
+ * raw message (BODY=8BITMIME, BINARYMIME), in one vectorisable pass. */
+static int lcodec_byte_flags(lua_State *L)
+{
+    size_t len, i;
+    const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &len);
+    unsigned acc = 0;
+    for (i = 0; i < len; i++)
+        acc |= s[i];
+    lua_pushboolean(L, (acc & 0x80) != 0);
+    lua_pushboolean(L, len > 0 && memchr(s, 0, len) != NULL);
+    return 2;
+}
+
 static const luaL_Reg lcodec_methods[] = {
     {"encode", lcodec_encode},
     {"finish", lcodec_finish},
@@ -286,6 +300,7 @@ static const luaL_Reg lcodec_functions[] = {
     {"qp_encode", lcodec_qp_encode},
     {"encode_word", lcodec_encode_word},
     {"text_stats", lcodec_text_stats},
+    {"byte_flags", lcodec_byte_flags},
     {NULL, NULL}
 };
 

@@ -8,6 +8,7 @@
 #include "lreply.h"
 #include "ldotstuff.h"
 #include "ltls.h"
+#include "lconn.h"
 #include "net.h"
 #include "proxy.h"
 #include "err.h"
@@ -227,6 +228,9 @@ static int lconn_read_reply(lua_State *L)
 
 static char *wbuf_reserve(struct lconn *c, size_t need)
 {
+    /* Grown by half again at least, so growth stays rare. */
+    if (need > c->wcap && need < c->wcap + c->wcap / 2)
+        need = c->wcap + c->wcap / 2;
     if (need > c->wcap) {
         char *nb = realloc(c->wbuf, need);
         if (nb == NULL)
@@ -286,6 +290,34 @@ static int lconn_send_data(lua_State *L)
         return conn_fail(L, c, rc, c->err);
     lua_pushinteger(L, (lua_Integer)n);
     return 1;
+}
+
+struct lconn *lconn_check_open(lua_State *L, int idx)
+{
+    struct lconn *c = luaL_checkudata(L, idx, SMTP_CONN_MT);
+    if (c->fd < 0)
+        luaL_error(L, "connection is closed");
+    return c;
+}
+
+int lconn_write(void *conn, struct iovec *iov, int n)
+{
+    return conn_sendv(conn, iov, n);
+}
+
+void lconn_deadline_in(struct lconn *c, int64_t ms)
+{
+    c->deadline = smtp_now_ms() + (ms > 0 ? ms : 1);
+}
+
+char *lconn_buffer(struct lconn *c, size_t need)
+{
+    return wbuf_reserve(c, need);
+}
+
+int lconn_fail(lua_State *L, struct lconn *c, int rc, const char *msg)
+{
+    return conn_fail(L, c, rc, msg != NULL ? msg : c->err);
 }
 
 static int lconn_close(lua_State *L)
@@ -363,6 +395,7 @@ static const luaL_Reg lconn_methods[] = {
     {"receive_some", lconn_receive_some},
     {"read_reply", lconn_read_reply},
     {"send_data", lconn_send_data},
+    {"send_body", lbody_send_body},
     {"starttls", lconn_starttls},
     {"tls_info", lconn_tls_info},
     {"close", lconn_close},

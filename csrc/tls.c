@@ -337,8 +337,20 @@ static int load_client_cert(struct smtp_tls_config *cfg, const struct smtp_tls_o
     return SMTP_OK;
 }
 
-/* AES-GCM first, then whatever else the library offers in its own order:
- * GCM is the fastest AEAD on CPUs with AES instructions. */
+/* AEAD suites first, fastest first, then whatever else the library offers
+ * in its own order. On mbedTLS 2.28 ChaCha20-Poly1305 encrypts 16 KiB
+ * records at about 360 MB/s against 210 MB/s for AES-GCM even with AES-NI
+ * and PCLMUL (measured on x86-64, issue 6), so it leads; a server that
+ * keeps its own order still picks. */
+static int suite_rank(const char *name)
+{
+    if (name == NULL)
+        return 2;
+    if (strstr(name, "-CHACHA20-POLY1305-") != NULL)
+        return 0;
+    return strstr(name, "-GCM-") != NULL ? 1 : 2;
+}
+
 static int *gcm_first_suites(void)
 {
     const int *all = mbedtls_ssl_list_ciphersuites();
@@ -349,11 +361,9 @@ static int *gcm_first_suites(void)
     list = malloc((n + 1) * sizeof *list);
     if (list == NULL)
         return NULL;
-    for (pass = 0; pass < 2; pass++) {
+    for (pass = 0; pass < 3; pass++) {
         for (i = 0; i < n; i++) {
-            const char *name = mbedtls_ssl_get_ciphersuite_name(all[i]);
-            int gcm = name != NULL && strstr(name, "-GCM-") != NULL;
-            if (gcm == (pass == 0))
+            if (suite_rank(mbedtls_ssl_get_ciphersuite_name(all[i])) == pass)
                 list[k++] = all[i];
         }
     }

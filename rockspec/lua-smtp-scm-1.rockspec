@@ -26,11 +26,13 @@ build = {
     ["smtp.core"] = {
       -- the same list as the Makefile's csrc/*.c (spec/unit/build_spec.lua)
       sources = {
+        "csrc/bodyout.c",
         "csrc/codec.c",
         "csrc/compat.c",
         "csrc/dkim.c",
         "csrc/dotstuff.c",
         "csrc/lcodec.c",
+        "csrc/lbody.c",
         "csrc/lconn.c",
         "csrc/ldkim.c",
         "csrc/ldotstuff.c",

@@ -450,6 +450,39 @@ function Client:_send_body(source, bdat, progress, total, prefix, trailer, binar
   return commands
 end
 
+-- The body of a prepared message (smtp.envelope): in one C call when the
+-- transport has send_body (the C connection; the cosocket transport has
+-- not) and nothing needs to see the chunks (no progress callback), else
+-- chunk by chunk through the Lua source. Returns the number of BDAT
+-- commands.
+function Client:_send_env_body(env, bdat, opts, prefix, trailer)
+  local t = self._t
+  if env.parts and env.parts_source == env.source and not opts.progress and t.send_body then
+    return self:_send_parts(env.parts, bdat, prefix, trailer, env.binary)
+  end
+  return self:_send_body(env.source, bdat, opts.progress, env.size, prefix, trailer, env.binary)
+end
+
+function Client:_send_parts(parts, bdat, prefix, trailer, binary)
+  local command = bdat and "BDAT" or "DATA"
+  self:_check_in_step(command)
+  self:_set_deadline("data_block")
+  local n, chunks, msg, where = self._t:send_body(parts, binary and "binary" or (bdat and "bdat" or "data"),
+    prefix, trailer, self:_timeout_for("data_block"))
+  if not n then
+    if where == "source" then
+      -- SPEC 7: the truncated message was not terminated; C closed the socket.
+      self:_abort()
+      raise { kind = "io", message = msg, outcome = "not_sent", retryable = false }
+    end
+    self:_transport_failure(chunks, msg, command, { outcome = where == "final" and "unknown" or "not_sent" })
+  end
+  if self._hook or trace.global() then
+    self:_trace("C", ("<%d bytes of message data>"):format(n))
+  end
+  return chunks
+end
+
 local final_reply = pipeline.final_reply
 
 --- DATA, then the message from `source` (string, file or chunk function),
@@ -990,7 +1023,7 @@ function Client:_send_envelope(env, opts)
   end
   if env.binary then
     -- BINARYMIME needs BDAT; every chunk is answered, the last decides.
-    local chunks = self:_send_body(env.source, true, opts.progress, env.size, nil, nil, true)
+    local chunks = self:_send_env_body(env, true, opts)
     local refused
     for _ = 1, chunks - 1 do
       local r = self:_read("data_block", "BDAT", { outcome = "not_sent" })
@@ -1010,7 +1043,7 @@ function Client:_send_envelope(env, opts)
     if data_reply.code >= 400 and data_reply.code < 600 then self:_abandon(nil) end
     self:_expect(data_reply, "DATA", 354, 354, { outcome = "not_sent" })
   end
-  self:_send_body(env.source, false, opts.progress, env.size)
+  self:_send_env_body(env, false, opts)
   local result = pipeline.finish(self, report, "DATA")
   if Error.is(result) then error(result, 0) end
   return result

@@ -7,8 +7,12 @@ local Error = require "smtp.error"
 local address = require "smtp.address"
 local dkim = require "smtp.dkim"
 
+local core = require "smtp.core"
+
 local type, ipairs, tostring = type, ipairs, tostring
 local concat = table.concat
+local find, match, sub = string.find, string.match, string.sub
+local byte_flags = core.byte_flags
 
 local envelope = {}
 
@@ -30,14 +34,23 @@ end
 
 -- Splits a raw message at its header/body boundary: the header block
 -- (with its last line end), the empty line's own line end, and the
--- offset of the body; nil when 'text' holds no boundary yet.
+-- offset of the body; nil when 'text' holds no boundary yet. The empty
+-- line is the first LF followed by LF or CRLF (plain searches: a pattern
+-- scan of the whole message costs more than sending it).
 local function header_end(text)
-  local lead = text:match("^\r?\n")
+  local lead = match(text, "^\r?\n")
   if lead then return "", lead, #lead + 1 end
-  local a, b = text:find("\r?\n\r?\n")
-  if not a then return nil end
-  local first = text:sub(a, b):match("^\r?\n")
-  return text:sub(1, a + #first - 1), text:sub(a + #first, b), b + 1
+  local crlf = find(text, "\n\r\n", 1, true)
+  local lf = find(text, "\n\n", 1, true)
+  local at, sep
+  if lf and (not crlf or lf < crlf) then
+    at, sep = lf, "\n"
+  elseif crlf then
+    at, sep = crlf, "\r\n"
+  else
+    return nil
+  end
+  return sub(text, 1, at), sep, at + 1 + #sep
 end
 
 -- Header fields as {name=, value=, raw=}, continuation lines unfolded in
@@ -128,9 +141,9 @@ local function raw_envelope(msg, opts)
   local head, sep, rest, ended, size, next_chunk
   if type(msg) == "string" then
     size = #msg
-    local body_at
-    head, sep, body_at = header_end(msg)
-    if head then rest = msg:sub(body_at) else head, sep, rest = msg, "", "" end
+    head, sep, rest = header_end(msg)
+    -- The body is copied out (rest) only when the header must change.
+    if not head then head, sep, rest = msg, "", #msg + 1 end
     ended = true
   elseif io.type(msg) == "file" then
     size = file_size(msg)
@@ -144,7 +157,9 @@ local function raw_envelope(msg, opts)
   end
   -- Header fields are parsed only when needed: for the envelope, or to
   -- remove a Bcc field (a cheap scan tells whether there is one).
-  local has_bcc = head:find("^[Bb][Cc][Cc]%s*:") ~= nil or head:find("\n[Bb][Cc][Cc]%s*:") ~= nil
+  local lhead = string.lower(head)
+  local has_bcc = find(lhead, "^bcc%s*:") ~= nil
+    or (find(lhead, "\nbcc", 1, true) ~= nil and find(lhead, "\nbcc%s*:") ~= nil)
   local fields = (has_bcc or opts.from == nil or opts.to == nil) and parse_fields(head) or {}
   local env = {}
   if opts.from ~= nil then
@@ -166,16 +181,21 @@ local function raw_envelope(msg, opts)
   local header_out = has_bcc and without_bcc(fields) or head
   if size and has_bcc then size = size - (#head - #header_out) end
   if type(msg) == "string" then
-    env.eightbit = msg:find("[\128-\255]") ~= nil
     -- NUL cannot travel as text: only BDAT with BINARYMIME carries it.
-    env.binary = msg:find("%z") ~= nil
-  elseif head:find("[\128-\255]") or rest:find("[\128-\255]") then
+    env.eightbit, env.binary = byte_flags(msg)
+  elseif byte_flags(head) or byte_flags(rest) then
     env.eightbit = true
   end
   -- The source: header (Bcc removed), separator, the body read so far,
-  -- then the rest of the stream.
-  local queue = rest == "" and { header_out .. sep } or { header_out .. sep, rest }
-  if type(msg) == "string" and not has_bcc then queue = { msg } end
+  -- then the rest of the stream. 'parts' is the same body for a transport
+  -- that sends it in one C call (Conn:send_body); valid only while
+  -- env.source is still this function.
+  local queue
+  if type(msg) == "string" then
+    queue = has_bcc and { header_out .. sep, sub(msg, rest) } or { msg }
+  else
+    queue = rest == "" and { header_out .. sep } or { header_out .. sep, rest }
+  end
   local qi = 0
   env.source = function()
     qi = qi + 1
@@ -185,6 +205,14 @@ local function raw_envelope(msg, opts)
     if chunk == nil then ended = true end
     return chunk, err
   end
+  if type(msg) == "string" then
+    env.parts = queue
+  elseif io.type(msg) == "file" then
+    local parts = { queue[1], queue[2] }
+    if not ended then parts[#parts + 1] = { file = msg } end
+    env.parts = parts
+  end
+  env.parts_source = env.parts and env.source
   env.size = size
   return env
 end
@@ -213,6 +241,10 @@ function envelope.prepare(msg, opts)
     env.smtputf8 = req.smtputf8
     env.size = req.size
     env.source = msg:source()
+    if msg._wire_parts then
+      env.parts = msg:_wire_parts()
+      env.parts_source = env.source
+    end
   else
     env = raw_envelope(msg, opts)
   end

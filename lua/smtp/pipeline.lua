@@ -13,17 +13,23 @@ local pipeline = {}
 
 local function ok2(reply) return reply.code >= 200 and reply.code < 300 end
 
+-- Each pattern with a plain substring that must be present (lower case,
+-- looked for in the lowered text): a cheap test before the pattern scan,
+-- which runs for every message.
 local queue_id_patterns = {
-  "queued as ([%w%.%-_]+)",        -- Postfix
-  "[Ii][Dd]=([%w%.%-_]+)",         -- Exim
-  "^([%w]+) [Mm]essage accepted",  -- Sendmail
-  "[Qq]ueued .- ?([%x%-]+)$",      -- "Queued mail for delivery <id>"
-  "OK%s+%d+%s+(%S+)%s+%-%s+gsmtp", -- Google
+  { "queued as ([%w%.%-_]+)", "queued as" },        -- Postfix
+  { "[Ii][Dd]=([%w%.%-_]+)", "id=" },               -- Exim
+  { "^([%w]+) [Mm]essage accepted", "accepted" },   -- Sendmail
+  { "[Qq]ueued .- ?([%x%-]+)$", "queued" },         -- "Queued mail for delivery <id>"
+  { "OK%s+%d+%s+(%S+)%s+%-%s+gsmtp", "gsmtp" },     -- Google
 }
 
+local find, lower = string.find, string.lower
+
 local function queue_id_of(text)
-  for i, pat in ipairs(queue_id_patterns) do
-    local id = text:match(pat)
+  local low = lower(text)
+  for i, p in ipairs(queue_id_patterns) do
+    local id = find(low, p[2], 1, true) and text:match(p[1])
     -- "queued as" names an id outright; other patterns need a plausible one.
     if id and (i == 1 or #id >= 4) then return id end
   end
@@ -162,7 +168,7 @@ function pipeline.run(c, count, prepare, opts)
       local p = pending
       pending = nil
       data_sent_for[p.i] = true
-      c:_send_body(p.env.source, false, opts.progress, p.env.size, nil, trailer)
+      c:_send_env_body(p.env, false, opts, nil, trailer)
       results[p.i] = pipeline.finish(c, p.report, "DATA")
     end
 
@@ -187,7 +193,7 @@ function pipeline.run(c, count, prepare, opts)
         if bdat or env.binary then
           c:_trace_lines(group)
           data_sent_for[i] = true
-          local chunks = c:_send_body(env.source, true, opts.progress, env.size, wire(group), nil, env.binary)
+          local chunks = c:_send_env_body(env, true, opts, wire(group), nil)
           local mail_reply, rcpt_replies = read_envelope(c, lines, had_rset, #env.recipients)
           local report, failure = pipeline.judge(c, env, lines, mail_reply, rcpt_replies, false)
           -- Every BDAT is answered; a refused chunk stops the message.

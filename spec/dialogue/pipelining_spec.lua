@@ -8,6 +8,11 @@ local function msg(n)
   return ("From: a@example.org\r\nTo: b@example.org\r\nSubject: %d\r\n\r\nbody %d\r\n"):format(n, n)
 end
 
+-- Every spec runs twice: bodies through Conn:send_body (the C route, one
+-- write for a body under 1 MiB) and through the Lua chunk route
+-- (send_data), the one a transport without send_body gets.
+local with_send_body
+
 -- Wraps the client's transport: counts writes and reply waits (a read
 -- that finds no complete reply already buffered has to wait).
 local function instrument(client)
@@ -16,6 +21,9 @@ local function instrument(client)
   local w = {}
   function w.send(_, data) stats.writes = stats.writes + 1; return t:send(data) end
   function w.send_data(_, ...) stats.writes = stats.writes + 1; return t:send_data(...) end
+  if with_send_body then
+    function w.send_body(_, ...) stats.writes = stats.writes + 1; stats.send_body = true; return t:send_body(...) end
+  end
   function w.read_reply(_, parser)
     stats.replies = stats.replies + 1
     if parser:buffered() == 0 then stats.waits = stats.waits + 1 end
@@ -41,7 +49,10 @@ local function run(transcript, fn)
   return ok and nil or err, sok, serr, received[1] or "", stats
 end
 
-describe("client:sendmany()", function()
+for _, route in ipairs({ "C send_body", "Lua send_data" }) do
+describe("client:sendmany() [" .. route .. "]", function()
+  setup(function() with_send_body = route == "C send_body" end)
+
   it("piggybacks each body's terminator with the next envelope (DATA mode)", function()
     local results
     local err, sok, serr, received = run([[
@@ -109,6 +120,7 @@ S: 250 2.0.0 queued as CCCC3
     assert.is_true(sok, serr)
     for i = 1, n do assert.equal(("Q%04d"):format(i), results[i].reply.queue_id) end
     assert.equal(n, stats.writes)
+    assert.equal(with_send_body, stats.send_body == true)
     assert.is_true(stats.waits <= n, "waits: " .. stats.waits)
     assert.equal(3 * n, stats.replies)
   end)
@@ -249,3 +261,4 @@ S: 250 2.0.0 queued as BIN1
     assert.truthy(received:find("BDAT " .. #bin .. " LAST\r\n" .. bin, 1, true))
   end)
 end)
+end

@@ -62,6 +62,39 @@ describe("smtp.core DotStuffer", function()
     end
   end)
 
+  -- An independent statement of the rules: CRLF and bare CR become LF,
+  -- dots opening a line are doubled, the last line is closed, LF -> CRLF.
+  local function reference(s, stuff)
+    local t = s:gsub("\r\n", "\n"):gsub("\r", "\n")
+    if stuff then t = t:gsub("^%.", ".."):gsub("\n%.", "\n..") end
+    if #t > 0 and t:sub(-1) ~= "\n" then t = t .. "\n" end
+    t = t:gsub("\n", "\r\n")
+    return stuff and (t .. ".\r\n") or t
+  end
+
+  it("matches the reference for random CRLF-heavy input cut at random places", function()
+    math.randomseed(11)
+    -- Mostly clean CRLF lines (the block-copy path) with the cases that
+    -- must leave it: bare CR, bare LF, CR CR LF, leading dots.
+    local pieces = { "text line\r\n", "x\r\n", "\r\n", ".dot\r\n", "..\r\n", "\r", "\n",
+      "a", ".", "\r\r\n", "\n\r", "tail" }
+    for _ = 1, 400 do
+      local t = {}
+      for i = 1, math.random(0, 60) do t[i] = pieces[math.random(#pieces)] end
+      local input = table.concat(t)
+      local chunks, at = {}, 1
+      while at <= #input do
+        local n = math.random(1, 12)
+        chunks[#chunks + 1] = input:sub(at, at + n - 1)
+        at = at + n
+      end
+      for _, stuff in ipairs({ true, false }) do
+        assert.equal(reference(input, stuff), encode(chunks, stuff))
+        assert.equal(reference(input, stuff), encode({ input }, stuff))
+      end
+    end
+  end)
+
   it("only normalises line ends when stuffing is off (BDAT)", function()
     assert.equal(".a\r\nb\r\n", encode({ ".a\nb" }, false))
     assert.equal("", encode({ "" }, false))
