@@ -378,7 +378,8 @@ end
 function dkim.signed(msg, opts_dkim)
   local o = dkim.options(opts_dkim)
   if type(msg) == "table" and type(msg.source) == "function" then
-    local view = setmetatable({}, { __index = msg })
+    -- No fast-path part list: the message's own would lack this signature.
+    local view = setmetatable({ _wire_parts = false }, { __index = msg })
     local src, len = dkim.message_source(msg, o)
     local used = false
     function view.source()

@@ -664,7 +664,14 @@ end
 -- base64-encoded in 76-column lines. Must stay in step with source().
 -- @local
 function Message:_wire_parts()
-  return self._plan
+  if not self._dkim then return self._plan end
+  -- The wire starts with the spec's DKIM-Signature; without it (a failed
+  -- first pass) the Lua route reports the source's error.
+  local field = self:_signature()
+  if not field then return nil end
+  local parts = { field }
+  for i = 1, #self._plan do parts[i + 1] = self._plan[i] end
+  return parts
 end
 
 --- The envelope sender (RFC 5321 3.3): Sender if set, else the first From.
