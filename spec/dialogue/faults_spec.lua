@@ -40,7 +40,7 @@ local function starttls(c) c:authenticate { tls = { verify = "none" } } end
 -- a string would be scanned whole (8-bit, NUL) before DATA, which under
 -- valgrind alone takes seconds of CPU outside any I/O deadline.
 local LINE = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefghijk\r\n"
-local CHUNK = string.rep(LINE, 65536 // #LINE)
+local CHUNK = string.rep(LINE, math.floor(65536 / #LINE))
 -- The body's deadline (phase data_block) runs per write of a 64 KiB
 -- block, as RFC 5321 4.5.3.2.5 times each block: 'last_write' is when
 -- the write that stalls began, from the progress callback called just
@@ -51,7 +51,7 @@ local function send_big(c)
   return c:sendmail(function()
     n = n + 1
     if n == 1 then return "From: a@example.org\r\nTo: b@example.org\r\n\r\n" end
-    if n <= 1 + 8 * 1024 * 1024 // #CHUNK then return CHUNK end
+    if n <= 1 + math.floor(8 * 1024 * 1024 / #CHUNK) then return CHUNK end
     return nil
   end, { progress = function() last_write = core.now() end })
 end
