@@ -117,6 +117,11 @@ assert(sink_pid, "smtp-sink did not start: " .. (P.read_file(work .. "/sink.log"
 
 -- The S3 server: bench/tools/fastsink.c (smtp-sink reads DATA line by
 -- line and would measure itself; its ceiling stays in the S3 table).
+-- The S1 ceiling: bench/tools/pingpong.c, one wait per message and no
+-- other work, the most any client can do against a sink without CHUNKING.
+local PINGPONG = BUILD .. "/bench-pingpong"
+P.run(("cc -O2 -Wall -Wextra -std=c99 -o %s bench/tools/pingpong.c"):format(q(PINGPONG)))
+
 local fast_port, fast_pid
 do
   local exe = BUILD .. "/bench-fastsink"
@@ -214,6 +219,8 @@ local groups = {
       { name = "LuaSocket loop (5.4)", cmd = LUAENV .. ("lua5.4 bench/peers/luasocket_peer.lua loop 127.0.0.1 %d %d %s")
         :format(sink_port, N1, q(MSG1K)) },
       { name = "curl -K (one process)", cmd = "curl -K " .. q(CURL_S1) },
+      { name = "ceiling: C, pre-encoded, 1 wait/message", cmd = ("%s 127.0.0.1 %d %d %s")
+        :format(q(PINGPONG), sink_port, N1, q(MSG1K)) },
     } },
   { id = "S2", title = ("S2: %d messages, a new connection each"):format(N2), unit = "msg/s", work = N2,
     clients = {
@@ -227,6 +234,9 @@ local groups = {
       { name = "lua-smtp sendmail(file)", ref = true, cmd = lua_smtp("file", fast_port, 1, BIG) },
       { name = "lua-smtp sendmail(file), chunking=false", cmd = lua_smtp("file", fast_port, 1, BIG, false,
         "BENCH_CHUNKING=false ") },
+      -- The raw reference times its transfer only; so does this row (the
+      -- client's own clock, connect to QUIT's reply), for a like-for-like ratio.
+      { name = "lua-smtp sendmail(file), self-timed", raw = true, cmd = lua_smtp("file", fast_port, 1, BIG) },
       { name = "raw loopback TCP (python)", raw = true,
         cmd = ("%s bench/peers/rawtcp.py tcp %d"):format(PY, BIG_SIZE) },
       { name = "fastsink ceiling (pre-encoded, sendfile)", raw = true,
@@ -408,6 +418,40 @@ if selected("S5") then
   end
 end
 
+-- What each client negotiates with stunnel4 (the server picks from the
+-- client's list; lua-smtp puts ChaCha20-Poly1305 first, see csrc/tls.c).
+local negotiated = {}
+if selected("S4") then
+  local _, o = P.try(LUAENV .. ("lua5.4 -e %s"):format(q(([[
+    local smtp = require "smtp"
+    local c = smtp.connect { host = "127.0.0.1", port = %d, tls_mode = "implicit", tls = { verify = "none" } }
+    local i = c:tls_info(); c:quit(); io.write(i.version, " ", i.cipher)]]):format(tls_port))))
+  negotiated.lua = o and o:match("TLS%S+ %S+")
+  _, o = P.try(("curl -sv --insecure -o /dev/null %s 2>&1"):format(q(tls_url)))
+  negotiated.curl = o and o:match("SSL connection using (%S+ / %S+)")
+end
+
+-- S4's cipher ceiling: a TLS client cannot send faster than its library
+-- seals records. mbedTLS (lua-smtp) by bench/tools/aead_speed.c, OpenSSL
+-- (curl, stunnel4) by `openssl speed`, 16 KiB records, one core each.
+local ciphers = {}
+if selected("S4") then
+  local exe = BUILD .. "/bench-aead-speed"
+  if P.try(("cc -O2 -Wall -Wextra -std=c99 -o %s bench/tools/aead_speed.c -lmbedcrypto"):format(q(exe))) then
+    local _, o = P.try(q(exe) .. " 1")
+    for name, rate in (o or ""):gmatch("(%S+) ([%d%.]+)\n") do
+      ciphers[#ciphers + 1] = { lib = "mbedTLS (lua-smtp)", name = name, rate = tonumber(rate) }
+    end
+  end
+  for _, evp in ipairs({ "aes-128-gcm", "aes-256-gcm", "chacha20-poly1305" }) do
+    local _, o = P.try(("openssl speed -evp %s -bytes 16384 -seconds 1 2>/dev/null | tail -1"):format(evp))
+    local k = (o or ""):match("([%d%.]+)k%s*$")
+    if k then
+      ciphers[#ciphers + 1] = { lib = "OpenSSL (curl, stunnel4)", name = evp:upper(), rate = tonumber(k) * 1000 / 1e6 }
+    end
+  end
+end
+
 ---------------------------------------------------------------- report
 
 local function median(list)
@@ -478,6 +522,15 @@ for _, g in ipairs(groups) do
   end
 end
 
+if #ciphers > 0 then
+  out("")
+  out("### S4: cipher ceiling, one core sealing 16 KiB records (MB/s)")
+  out("")
+  out("| library | AEAD | MB/s |")
+  out("|---|---|---:|")
+  for _, c in ipairs(ciphers) do out(("| %s | %s | %.1f |"):format(c.lib, c.name, c.rate)) end
+end
+
 out("")
 out(("### S5: socket reads that returned data (reply waits) and writes per message, %d messages, strace"):format(N5))
 out("")
@@ -512,10 +565,17 @@ v = ratio("S1", "lua-smtp sendmany", "smtp-source -d")
 target("S1 sendmany >= 2x smtp-source", v, v and ("%.2fx"):format(v), v and v >= 2)
 v = ratio("S1", "lua-smtp sendmany", "Python smtplib")
 target("S1 sendmany >= 5x Python smtplib", v, v and ("%.2fx"):format(v), v and v >= 5)
+v = ratio("S1", "ceiling: C, pre-encoded, 1 wait/message", "Python smtplib")
+target("(S1 ceiling / Python smtplib: the most any client reaches on smtp-sink)", v, v and ("%.2fx"):format(v),
+  v and v >= 5)
+v = ratio("S1", "lua-smtp sendmany", "ceiling: C, pre-encoded, 1 wait/message")
+target("(S1 sendmany: % of that ceiling)", v, v and ("%.0f%%"):format(v * 100), v and v >= 0.6)
 v = ratio("S2", "lua-smtp connect+sendmail+quit", "smtp-source")
 target("S2 >= 1x smtp-source", v, v and ("%.2fx"):format(v), v and v >= 1)
 v = ratio("S3", "lua-smtp sendmail(file)", "raw loopback TCP (python)")
 target("S3 text >= 60% of raw loopback TCP", v, v and ("%.0f%%"):format(v * 100), v and v >= 0.6)
+v = ratio("S3", "lua-smtp sendmail(file), self-timed", "raw loopback TCP (python)")
+target("(S3 text, both self-timed: % of raw loopback TCP)", v, v and ("%.0f%%"):format(v * 100), v and v >= 0.6)
 v = ratio("S3", "lua-smtp sendmail(file), chunking=false", "raw loopback TCP (python)")
 target("(S3 text, DATA instead of BDAT: % of raw TCP)", v, v and ("%.0f%%"):format(v * 100), v and v >= 0.6)
 v = ratio("S3", "lua-smtp sendmail(file) -> smtp-sink", "smtp-sink ceiling (pre-encoded, sendfile)")
@@ -598,11 +658,12 @@ local md = {
     :format(rounds_done, ROUNDS),
   "- Everything on loopback: smtp-sink (Postfix) as the server for S1, S2, S4 and S5; bench/tools/fastsink.c",
   "  (a discarding server reading 1 MiB at a time, PIPELINING + CHUNKING) for S3, since smtp-sink parses DATA",
-  "  line by line and caps far below loopback TCP (its ceiling is in the S3 table); stunnel4 (implicit TLS; curl gets",
-  "  TLS 1.3, lua-smtp with mbedTLS 2.28 TLS 1.2, both AES-256-GCM) in front of either for S4;",
+  "  line by line and caps far below loopback TCP (its ceiling is in the S3 table); stunnel4 (implicit TLS) in front",
+  ("  of either for S4: curl negotiated %s, lua-smtp (mbedTLS 2.28) %s;")
+    :format(negotiated.curl or "(not probed)", negotiated.lua or "(not probed)"),
   "  S5's CHUNKING rows use a private Postfix smtpd (spec/helpers/servers.lua).",
   "- Times are wall clock around each client process, interpreter start-up included (Python's is about 20 ms),",
-  "  except the two raw references, which time their own transfer. MB = 10^6 bytes of message file.",
+  "  except the rows marked self-timed or ceiling, which time their own transfer. MB = 10^6 bytes of message file.",
   "- client CPU: user + system of the client process (/usr/bin/time); server CPU: smtp-sink + fastsink + stunnel4",
   "  during the run (/proc, 10 ms ticks). Medians over the rounds.",
   "- smtp-source -l 1024 adds its own short header block to the 1024-byte payload; the other clients send",
