@@ -125,6 +125,7 @@ struct smtp_tls {
     struct smtp_tls_config *cfg;
     int fd;
     int bio_errno;          /* errno of the last failed send/recv */
+    int more;               /* more records follow in this write: MSG_MORE */
     int established;
     int verified;
     char name[256];         /* peer name being verified, "" for none */
@@ -665,7 +666,7 @@ static int bio_send(void *ctx, const unsigned char *buf, size_t len)
     if (len > INT_MAX)
         len = INT_MAX;
     for (;;) {
-        ssize_t n = send(s->fd, buf, len, MSG_NOSIGNAL);
+        ssize_t n = send(s->fd, buf, len, MSG_NOSIGNAL | (s->more ? MSG_MORE : 0));
         if (n >= 0)
             return (int)n;
         if (errno == EINTR)
@@ -916,12 +917,19 @@ static int record_error(struct smtp_tls *s, int ret, const char *op, char *err, 
     return SMTP_ETLS;
 }
 
-static int write_all(struct smtp_tls *s, const unsigned char *p, size_t len,
+/* more_after: bytes follow this buffer in the same smtp_tls_sendv. Every
+ * record but the last of a write goes with MSG_MORE, so the kernel packs
+ * records into full segments instead of one small skb per 16 KiB record;
+ * the last one, without it, pushes them all out. */
+static int write_all(struct smtp_tls *s, const unsigned char *p, size_t len, int more_after,
                      int64_t deadline, char *err, size_t errlen)
 {
     while (len > 0) {
         /* After WANT_*, mbedTLS wants the same arguments again. */
-        int ret = mbedtls_ssl_write(&s->ssl, p, len);
+        int ret;
+        s->more = more_after || len > TLS_RECORD_MAX;
+        ret = mbedtls_ssl_write(&s->ssl, p, len);
+        s->more = 0;
         if (ret > 0) {
             p += ret;
             len -= (size_t)ret;
@@ -941,8 +949,10 @@ static int write_all(struct smtp_tls *s, const unsigned char *p, size_t len,
 int smtp_tls_sendv(struct smtp_tls *s, struct iovec *iov, int iovcnt,
                    int64_t deadline, char *err, size_t errlen)
 {
-    size_t staged = 0;
-    int rc;
+    size_t staged = 0, left = 0;
+    int rc, i;
+    for (i = 0; i < iovcnt; i++)
+        left += iov[i].iov_len;
     while (iovcnt > 0) {
         const unsigned char *base = iov->iov_base;
         size_t take;
@@ -954,7 +964,7 @@ int smtp_tls_sendv(struct smtp_tls *s, struct iovec *iov, int iovcnt,
         if (staged == 0 && iov->iov_len >= sizeof s->wbuf) {
             /* Big buffers go straight in, whole records at a time. */
             take = iov->iov_len - iov->iov_len % sizeof s->wbuf;
-            rc = write_all(s, base, take, deadline, err, errlen);
+            rc = write_all(s, base, take, left > take, deadline, err, errlen);
             if (rc != SMTP_OK)
                 return rc;
         } else {
@@ -964,7 +974,7 @@ int smtp_tls_sendv(struct smtp_tls *s, struct iovec *iov, int iovcnt,
             memcpy(s->wbuf + staged, base, take);
             staged += take;
             if (staged == sizeof s->wbuf) {
-                rc = write_all(s, s->wbuf, staged, deadline, err, errlen);
+                rc = write_all(s, s->wbuf, staged, left > take, deadline, err, errlen);
                 if (rc != SMTP_OK)
                     return rc;
                 staged = 0;
@@ -972,8 +982,9 @@ int smtp_tls_sendv(struct smtp_tls *s, struct iovec *iov, int iovcnt,
         }
         iov->iov_base = (char *)iov->iov_base + take;
         iov->iov_len -= take;
+        left -= take;
     }
-    return staged > 0 ? write_all(s, s->wbuf, staged, deadline, err, errlen) : SMTP_OK;
+    return staged > 0 ? write_all(s, s->wbuf, staged, 0, deadline, err, errlen) : SMTP_OK;
 }
 
 int smtp_tls_recv(struct smtp_tls *s, void *buf, size_t cap, size_t *got,
