@@ -556,9 +556,11 @@ local function s5row(name, server)
   end
 end
 local targets = {}
+-- ok == "context": a figure that explains a target, judged by none.
 local function target(what, value, shown, ok)
-  targets[#targets + 1] = { what = what, shown = value and shown or "n/a",
-    verdict = value == nil and "not measured" or (ok and "holds" or "MISSED") }
+  local verdict = value == nil and "not measured" or (ok and "holds" or "MISSED")
+  if value ~= nil and ok == "context" then verdict = "context" end
+  targets[#targets + 1] = { what = what, shown = value and shown or "n/a", verdict = verdict }
 end
 local v
 v = ratio("S1", "lua-smtp sendmany", "smtp-source -d")
@@ -567,9 +569,9 @@ v = ratio("S1", "lua-smtp sendmany", "Python smtplib")
 target("S1 sendmany >= 5x Python smtplib", v, v and ("%.2fx"):format(v), v and v >= 5)
 v = ratio("S1", "ceiling: C, pre-encoded, 1 wait/message", "Python smtplib")
 target("(S1 ceiling / Python smtplib: the most any client reaches on smtp-sink)", v, v and ("%.2fx"):format(v),
-  v and v >= 5)
+  "context")
 v = ratio("S1", "lua-smtp sendmany", "ceiling: C, pre-encoded, 1 wait/message")
-target("(S1 sendmany: % of that ceiling)", v, v and ("%.0f%%"):format(v * 100), v and v >= 0.6)
+target("(S1 sendmany: % of that ceiling)", v, v and ("%.0f%%"):format(v * 100), "context")
 v = ratio("S2", "lua-smtp connect+sendmail+quit", "smtp-source")
 target("S2 >= 1x smtp-source", v, v and ("%.2fx"):format(v), v and v >= 1)
 v = ratio("S3", "lua-smtp sendmail(file)", "raw loopback TCP (python)")
@@ -577,9 +579,9 @@ target("S3 text >= 60% of raw loopback TCP", v, v and ("%.0f%%"):format(v * 100)
 v = ratio("S3", "lua-smtp sendmail(file), self-timed", "raw loopback TCP (python)")
 target("(S3 text, both self-timed: % of raw loopback TCP)", v, v and ("%.0f%%"):format(v * 100), v and v >= 0.6)
 v = ratio("S3", "lua-smtp sendmail(file), chunking=false", "raw loopback TCP (python)")
-target("(S3 text, DATA instead of BDAT: % of raw TCP)", v, v and ("%.0f%%"):format(v * 100), v and v >= 0.6)
+target("(S3 text, DATA instead of BDAT: % of raw TCP)", v, v and ("%.0f%%"):format(v * 100), "context")
 v = ratio("S3", "lua-smtp sendmail(file) -> smtp-sink", "smtp-sink ceiling (pre-encoded, sendfile)")
-target("(S3 text to smtp-sink: % of that sink's own ceiling)", v, v and ("%.0f%%"):format(v * 100), v and v >= 0.6)
+target("(S3 text to smtp-sink: % of that sink's own ceiling)", v, v and ("%.0f%%"):format(v * 100), "context")
 v = ratio("S3b", "lua-smtp smtp.message(path)", "curl -F encoder=base64")
 target("S3 attachment >= 3x curl", v, v and ("%.2fx"):format(v), v and v >= 3)
 do
