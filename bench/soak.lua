@@ -39,13 +39,7 @@ local MODES = {
 }
 
 local function sh(cmd) assert(os.execute(cmd), cmd) end
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local slurp = require("helpers.proc").read_file
 
 local PID = slurp("/proc/self/stat"):match("^(%d+)")
 

@@ -7,15 +7,7 @@ local scripted = require "helpers.scripted"
 
 local HEAD = "From: a@example.org\r\nTo: b@example.org\r\nSubject: file\r\n\r\n"
 
--- CRLF and bare CR become LF, dots opening a line are doubled (DATA), the
--- last line is closed, then LF -> CRLF.
-local function reference(s, stuff)
-  local t = s:gsub("\r\n", "\n"):gsub("\r", "\n")
-  if stuff then t = t:gsub("^%.", ".."):gsub("\n%.", "\n..") end
-  if #t > 0 and t:sub(-1) ~= "\n" then t = t .. "\n" end
-  t = t:gsub("\n", "\r\n")
-  return stuff and (t .. ".\r\n") or t
-end
+local reference = require("helpers.wire").reference
 
 local function temp_file(content)
   local path = os.tmpname()

@@ -62,15 +62,8 @@ describe("smtp.core DotStuffer", function()
     end
   end)
 
-  -- An independent statement of the rules: CRLF and bare CR become LF,
-  -- dots opening a line are doubled, the last line is closed, LF -> CRLF.
-  local function reference(s, stuff)
-    local t = s:gsub("\r\n", "\n"):gsub("\r", "\n")
-    if stuff then t = t:gsub("^%.", ".."):gsub("\n%.", "\n..") end
-    if #t > 0 and t:sub(-1) ~= "\n" then t = t .. "\n" end
-    t = t:gsub("\n", "\r\n")
-    return stuff and (t .. ".\r\n") or t
-  end
+  -- An independent statement of the rules (spec/helpers/wire.lua).
+  local reference = require("helpers.wire").reference
 
   it("matches the reference for random CRLF-heavy input cut at random places", function()
     math.randomseed(11)
