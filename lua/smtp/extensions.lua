@@ -1,7 +1,7 @@
 -- EHLO response lines -> capability table (RFC 5321 4.1.1.1, service
 -- extensions registry); auth_mechanisms as in Netsmtp. Knows nothing of
 -- sockets: it reads the lines the client already has.
-local upper, tonumber = string.upper, tonumber
+local upper, tonumber, find, byte, sub = string.upper, tonumber, string.find, string.byte, string.sub
 
 local extensions = {}
 
@@ -28,6 +28,23 @@ function extensions.auth_mechanisms(lines)
   return out
 end
 
+-- Whitespace trim in linear time: a "^%s*(.-)%s*$" pattern retries its
+-- tail at every position of a long space run, so a hostile EHLO line of
+-- 64 KiB would cost seconds of CPU outside every deadline.
+local function trim(s)
+  local first = find(s, "%S")
+  if not first then return "" end
+  local last = #s
+  while true do
+    local b = byte(s, last)
+    -- space, \t, \n, \v, \f, \r
+    if b ~= 32 and (b < 9 or b > 13) then break end
+    last = last - 1
+  end
+  return sub(s, first, last)
+end
+extensions._trim = trim -- for the unit tests
+
 --- Parses EHLO lines (the first is the server's greeting) into
 -- `{PIPELINING = true, SIZE = 52428800, AUTH = {...}, KEYWORD = "params"}`.
 function extensions.parse(lines)
@@ -36,7 +53,7 @@ function extensions.parse(lines)
     local keyword, params = lines[i]:match("^%s*([%w][%w%-]*)[ =]?(.*)$")
     if keyword then
       keyword = upper(keyword)
-      params = params:match("^%s*(.-)%s*$")
+      params = trim(params)
       if keyword == "AUTH" then
         ext.AUTH = ext.AUTH or {}
       elseif keyword == "SIZE" then

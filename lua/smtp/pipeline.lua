@@ -15,33 +15,58 @@ local function ok2(reply) return reply.code >= 200 and reply.code < 300 end
 
 -- Each pattern with a plain substring that must be present (lower case,
 -- looked for in the lowered text): a cheap test before the pattern scan,
--- which runs for every message.
+-- which runs for every message. Every pattern is linear: a lazy '.-'
+-- before a greedy class retried at each position would let a hostile
+-- reply cost minutes of CPU, beyond any deadline.
 local queue_id_patterns = {
   { "queued as ([%w%.%-_]+)", "queued as" },        -- Postfix
   { "[Ii][Dd]=([%w%.%-_]+)", "id=" },               -- Exim
   { "^([%w]+) [Mm]essage accepted", "accepted" },   -- Sendmail
-  { "[Qq]ueued .- ?([%x%-]+)$", "queued" },         -- "Queued mail for delivery <id>"
   { "OK%s+%d+%s+(%S+)%s+%-%s+gsmtp", "gsmtp" },     -- Google
 }
 
-local find, lower = string.find, string.lower
+-- A queue id is named near the start of a final reply; only this much
+-- of it is scanned, so the cost does not grow with what a server sends.
+local QUEUE_ID_SCAN = 512
 
-local function queue_id_of(text)
+local find, lower, byte, sub = string.find, string.lower, string.byte, string.sub
+
+-- The run of hex digits and '-' that ends the text, found from the end.
+local function trailing_hex(text)
+  local i = #text
+  while i > 0 do
+    local b = byte(text, i)
+    local hex = (b >= 48 and b <= 57) or (b >= 65 and b <= 70) or (b >= 97 and b <= 102) or b == 45
+    if not hex then break end
+    i = i - 1
+  end
+  return i < #text and sub(text, i + 1) or nil, i
+end
+
+local function queue_id_of(lines)
+  local text = sub(concat(lines, " ", 1, math.min(#lines, 4)), 1, QUEUE_ID_SCAN)
   local low = lower(text)
   for i, p in ipairs(queue_id_patterns) do
     local id = find(low, p[2], 1, true) and text:match(p[1])
     -- "queued as" names an id outright; other patterns need a plausible one.
     if id and (i == 1 or #id >= 4) then return id end
   end
+  -- "Queued mail for delivery <id>": the last word, after "queued".
+  local id, before = trailing_hex(text)
+  if id and #id >= 4 then
+    local q = find(low, "queued", 1, true)
+    if q and q + 6 <= before then return id end
+  end
   return nil
 end
+pipeline._queue_id_of = queue_id_of -- for the unit tests
 
 --- The report form of a final reply, with the queue id when named.
 function pipeline.final_reply(reply)
   local text = concat(reply.lines, " ")
   return {
     code = reply.code, enhanced = reply.enhanced, text = text,
-    lines = reply.lines, queue_id = queue_id_of(text),
+    lines = reply.lines, queue_id = queue_id_of(reply.lines),
   }
 end
 
