@@ -76,16 +76,20 @@ static int recv_exact(int fd, void *buf, size_t len, int64_t deadline,
     return SMTP_OK;
 }
 
+/* 1 to 5 digits, 1..65535: the port is copied into the CONNECT request
+ * and the error messages, so its length must be bounded here. */
 static int check_port(const char *port, unsigned *out)
 {
-    char *end;
-    unsigned long v;
-    if (port[0] < '0' || port[0] > '9')
+    size_t i;
+    unsigned v = 0;
+    for (i = 0; port[i] != '\0'; i++) {
+        if (i >= 5 || port[i] < '0' || port[i] > '9')
+            return -1;
+        v = v * 10 + (unsigned)(port[i] - '0');
+    }
+    if (i == 0 || v < 1 || v > 65535)
         return -1;
-    v = strtoul(port, &end, 10);
-    if (*end != '\0' || v < 1 || v > 65535)
-        return -1;
-    *out = (unsigned)v;
+    *out = v;
     return 0;
 }
 
@@ -345,6 +349,16 @@ static int http_read_head(int fd, char *buf, size_t cap, size_t *len,
     }
 }
 
+/* Appends n bytes at *len if they fit; -1 (and nothing written) if not. */
+static int append(char *buf, size_t cap, size_t *len, const char *s, size_t n)
+{
+    if (n > cap - *len)
+        return -1;
+    memcpy(buf + *len, s, n);
+    *len += n;
+    return 0;
+}
+
 static int http_connect(int fd, const struct smtp_proxy *p, const char *host,
                         const char *port, int64_t deadline, char *err, size_t errlen)
 {
@@ -352,29 +366,39 @@ static int http_connect(int fd, const struct smtp_proxy *p, const char *host,
     char req[256 + 2 * (HOST_MAX + 8) + 4 * (2 * CRED_MAX + 2) / 3 + 8];
     char head[HTTP_HEAD_MAX];
     char status[160];
-    int v6 = strchr(host, ':') != NULL, n, rc;
-    size_t len = 0, i, sl;
+    int v6 = strchr(host, ':') != NULL, n, rc, over;
+    size_t len = 0, i, sl, rl;
 
     n = snprintf(req, sizeof req, "CONNECT %s%s%s:%s HTTP/1.1\r\nHost: %s%s%s:%s\r\n",
                  v6 ? "[" : "", host, v6 ? "]" : "", port,
                  v6 ? "[" : "", host, v6 ? "]" : "", port);
-    if (p->user != NULL) {
+    /* check_host and check_port bound this; a truncated request must
+     * never be sent (nor what lies beyond it). */
+    over = n < 0 || (size_t)n >= sizeof req;
+    rl = over ? 0 : (size_t)n;
+    if (!over && p->user != NULL) {
         unsigned char cred[2 * CRED_MAX + 2];
+        char b64[4 * (2 * CRED_MAX + 2) / 3 + 8];
         const char *pw = p->password != NULL ? p->password : "";
-        size_t ul = strlen(p->user), pl = strlen(pw);
+        size_t ul = strlen(p->user), pl = strlen(pw), bl;
         memcpy(cred, p->user, ul);
         cred[ul] = ':';
         memcpy(cred + ul + 1, pw, pl);
-        memcpy(req + n, "Proxy-Authorization: Basic ", 27);
-        n += 27;
-        n += (int)base64(req + n, cred, ul + 1 + pl);
+        bl = base64(b64, cred, ul + 1 + pl);
         wipe(cred, sizeof cred);
-        memcpy(req + n, "\r\n", 2);
-        n += 2;
+        over = append(req, sizeof req, &rl, "Proxy-Authorization: Basic ", 27) < 0
+               || append(req, sizeof req, &rl, b64, bl) < 0
+               || append(req, sizeof req, &rl, "\r\n", 2) < 0;
+        wipe(b64, sizeof b64);
     }
-    memcpy(req + n, "\r\n", 2);
-    n += 2;
-    rc = send_all(fd, req, (size_t)n, deadline, SMTP_PROXY_HTTP,
+    if (!over)
+        over = append(req, sizeof req, &rl, "\r\n", 2) < 0;
+    if (over) {
+        wipe(req, sizeof req);
+        snprintf(err, errlen, "HTTP proxy: CONNECT request too long");
+        return SMTP_EUSAGE;
+    }
+    rc = send_all(fd, req, rl, deadline, SMTP_PROXY_HTTP,
                   "sending the CONNECT request", err, errlen);
     wipe(req, sizeof req);
     if (rc != SMTP_OK)
@@ -408,11 +432,11 @@ static int http_connect(int fd, const struct smtp_proxy *p, const char *host,
     return SMTP_EIO;
 }
 
-int smtp_proxy_handshake(int fd, const struct smtp_proxy *proxy,
-                         const char *host, const char *port,
-                         int64_t deadline, char *err, size_t errlen)
+/* Everything checkable without the network: done before connecting to
+ * the proxy, so a bad argument costs no connection. */
+static int check_args(const struct smtp_proxy *proxy, const char *host, const char *port,
+                      unsigned *portnum, char *err, size_t errlen)
 {
-    unsigned portnum;
     const char *name = smtp_proxy_name(proxy->type);
     if (proxy->type != SMTP_PROXY_SOCKS5 && proxy->type != SMTP_PROXY_HTTP) {
         snprintf(err, errlen, "unknown proxy type %d", proxy->type);
@@ -423,8 +447,9 @@ int smtp_proxy_handshake(int fd, const struct smtp_proxy *proxy,
                  name, HOST_MAX);
         return SMTP_EUSAGE;
     }
-    if (check_port(port, &portnum) < 0) {
-        snprintf(err, errlen, "%s proxy: bad port '%s'", name, port);
+    if (check_port(port, portnum) < 0) {
+        /* The port is not echoed: it may be of any length. */
+        snprintf(err, errlen, "%s proxy: bad port (1 to 5 digits, 1 to 65535)", name);
         return SMTP_EUSAGE;
     }
     if (proxy->user != NULL) {
@@ -441,6 +466,17 @@ int smtp_proxy_handshake(int fd, const struct smtp_proxy *proxy,
             return SMTP_EUSAGE;
         }
     }
+    return SMTP_OK;
+}
+
+int smtp_proxy_handshake(int fd, const struct smtp_proxy *proxy,
+                         const char *host, const char *port,
+                         int64_t deadline, char *err, size_t errlen)
+{
+    unsigned portnum;
+    int rc = check_args(proxy, host, port, &portnum, err, errlen);
+    if (rc != SMTP_OK)
+        return rc;
     if (proxy->type == SMTP_PROXY_SOCKS5)
         return socks5(fd, proxy, host, port, portnum, deadline, err, errlen);
     return http_connect(fd, proxy, host, port, deadline, err, errlen);
@@ -452,8 +488,12 @@ int smtp_proxy_connect(int *fd, const struct smtp_proxy *proxy,
                        char *err, size_t errlen)
 {
     char nerr[256];
+    unsigned portnum;
     int rc;
     *fd = -1;
+    rc = check_args(proxy, host, port, &portnum, err, errlen);
+    if (rc != SMTP_OK)
+        return rc;
     rc = smtp_net_connect(fd, proxy->host, proxy->port, local_address, deadline,
                           nerr, sizeof nerr);
     if (rc != SMTP_OK) {
