@@ -8,6 +8,7 @@
 #include "err.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,6 +18,7 @@
 #define MIN_LIMIT 4096
 #define MAX_LIMIT (16 * 1048576)
 #define ONE_WRITE_MAX (64 * 1048576)
+#define BLOCK_MAX 1e9           /* seconds; more is a caller's mistake */
 
 /* The write callback's context: each write gets a fresh deadline of
  * 'block_ms' (the client's data_block timeout), as the Lua route gives
@@ -172,6 +174,10 @@ int lbody_send_body(lua_State *L)
     block = luaL_optnumber(L, 6, 0);
     lim = luaL_optinteger(L, 7, DEFAULT_LIMIT);
     luaL_argcheck(L, lim >= MIN_LIMIT && lim <= MAX_LIMIT, 7, "write size out of range");
+    /* NaN or inf would make the cast below undefined (review L11). */
+    if (!isfinite(block) || block >= BLOCK_MAX)
+        return smtp_push_failure(L, SMTP_EUSAGE,
+                                 "send_body: block timeout must be finite and under 1e9 s");
     n = (int)lua_rawlen(L, 2);
     for (i = 1; i <= n; i++) {
         lua_rawgeti(L, 2, i);

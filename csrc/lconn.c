@@ -14,6 +14,7 @@
 #include "err.h"
 #include "deadline.h"
 
+#include <math.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,13 +82,26 @@ static int conn_recv(struct lconn *c, char *buf, size_t cap, size_t *got)
     return smtp_net_recv(c->fd, buf, cap, got, c->deadline, c->err, sizeof c->err);
 }
 
-static int64_t to_deadline_ms(lua_State *L, int idx)
+/* A deadline this far ahead is a caller's mistake, not a wait. */
+#define DEADLINE_MAX_AHEAD 1e9
+
+/* The absolute deadline (seconds of smtp.core.now()) at idx in ms, nil
+ * for none. NaN, infinities and values DEADLINE_MAX_AHEAD seconds or more
+ * ahead are refused (-1, message in err): casting them to int64_t is
+ * undefined and in practice meant "no deadline". A past one is 1 ms,
+ * which has already passed. */
+static int64_t to_deadline_ms(lua_State *L, int idx, char *err, size_t errlen)
 {
     lua_Number s;
     if (lua_isnoneornil(L, idx))
         return SMTP_NO_DEADLINE;
     s = luaL_checknumber(L, idx);
-    return s <= 0 ? 1 : (int64_t)(s * 1000.0);
+    if (!isfinite(s) || s - (lua_Number)smtp_now_ms() / 1000.0 >= DEADLINE_MAX_AHEAD) {
+        snprintf(err, errlen, "deadline must be a finite time less than %.0f s from now",
+                 DEADLINE_MAX_AHEAD);
+        return -1;
+    }
+    return s <= 0.001 ? 1 : (int64_t)(s * 1000.0);
 }
 
 /* A string field of the proxy table; the string stays on the stack. */
@@ -128,12 +142,16 @@ static int lconn_connect(lua_State *L)
 {
     const char *host = luaL_checkstring(L, 1);
     const char *port = luaL_checkstring(L, 2);
-    int64_t deadline = to_deadline_ms(L, 3);
+    char derr[128];
+    int64_t deadline = to_deadline_ms(L, 3, derr, sizeof derr);
     const char *local = luaL_optstring(L, 4, NULL);
     struct smtp_proxy proxy;
     int use_proxy = check_proxy(L, 5, &proxy);
-    struct lconn *c = lua_newuserdatauv(L, sizeof *c, 1);
+    struct lconn *c;
     int rc;
+    if (deadline < 0)
+        return smtp_push_failure(L, SMTP_EUSAGE, derr);
+    c = lua_newuserdatauv(L, sizeof *c, 1);
     memset(c, 0, sizeof *c);
     c->fd = -1;
     luaL_setmetatable(L, SMTP_CONN_MT);
@@ -147,11 +165,20 @@ static int lconn_connect(lua_State *L)
     return 1;
 }
 
+/* set_deadline(abs | nil) -> true | nil, "usage", msg. A refused value
+ * leaves a deadline that has already passed, so a caller that ignores
+ * the failure gets a timeout at its next wait, never an endless one. */
 static int lconn_set_deadline(lua_State *L)
 {
     struct lconn *c = check_conn(L);
-    c->deadline = to_deadline_ms(L, 2);
-    return 0;
+    int64_t d = to_deadline_ms(L, 2, c->err, sizeof c->err);
+    if (d < 0) {
+        c->deadline = 1;
+        return smtp_push_failure(L, SMTP_EUSAGE, c->err);
+    }
+    c->deadline = d;
+    lua_pushboolean(L, 1);
+    return 1;
 }
 
 /* send(data | {data, ...}) -> true | nil, kind, msg; a table goes out in
@@ -162,15 +189,33 @@ static int lconn_send(lua_State *L)
     struct iovec stackv[64], *iov = stackv;
     int n = 1, i, rc;
     if (lua_istable(L, 2)) {
+        int anchor = 0, anchored = 0;
         n = (int)lua_rawlen(L, 2);
         if (n > (int)(sizeof stackv / sizeof stackv[0]))
             iov = lua_newuserdatauv(L, sizeof *iov * (size_t)n, 0);
         for (i = 0; i < n; i++) {
             size_t len;
+            int t;
             lua_rawgeti(L, 2, i + 1);
-            iov[i].iov_base = (void *)(size_t)luaL_checklstring(L, -1, &len);
+            t = lua_type(L, -1);
+            if (t != LUA_TSTRING && t != LUA_TNUMBER)
+                return luaL_error(L, "send: element %d is a %s, not a string", i + 1,
+                                  lua_typename(L, t));
+            iov[i].iov_base = (void *)(size_t)lua_tolstring(L, -1, &len);
             iov[i].iov_len = len;
-            lua_pop(L, 1); /* the table keeps the string alive */
+            if (t == LUA_TSTRING) {
+                lua_pop(L, 1); /* the table keeps the string alive */
+                continue;
+            }
+            /* A number's string exists only on the stack: it must stay
+             * referenced until the send, or a GC step during a later
+             * conversion frees it (review L1). */
+            if (anchor == 0) {
+                lua_newtable(L);
+                lua_insert(L, -2);
+                anchor = lua_gettop(L) - 1;
+            }
+            lua_rawseti(L, anchor, ++anchored);
         }
     } else {
         size_t len;
