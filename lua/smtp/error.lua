@@ -3,6 +3,7 @@
 -- @module smtp.Error
 local setmetatable, getmetatable, type, tostring = setmetatable, getmetatable, type, tostring
 local concat = table.concat
+local printable = require("smtp.trace").printable
 
 local Error = {}
 Error.__index = Error
@@ -173,13 +174,16 @@ function Error.temporary(e)
   return Error.is(e) and e.retryable == true
 end
 
+--- One printable line: CR/LF runs become a space, and other control
+-- bytes from the server's text are shown escaped (`\x1b`), so printing an
+-- error cannot drive the terminal. The fields keep the raw text.
 function Error:__tostring()
   local parts = { "smtp: ", self.kind }
   if self.code then parts[#parts + 1] = " " .. self.code end
   if self.enhanced then parts[#parts + 1] = " " .. self.enhanced end
   if self.command then parts[#parts + 1] = " at " .. self.command end
   parts[#parts + 1] = ": " .. tostring(self.message)
-  return (concat(parts):gsub("[\r\n]+", " "))
+  return printable((concat(parts):gsub("[\r\n]+", " ")))
 end
 
 return Error

@@ -1,5 +1,7 @@
--- bin/smtp-send as a user runs it, as a subprocess: exit codes 0/1/2/3,
--- the --debug trace with credentials masked, STARTTLS + AUTH against the
+-- bin/smtp-send as a user runs it, as a subprocess: exit codes 0/1/2/3/4,
+-- TLS required whenever asked for (--tls-optional to opt out), server
+-- text printed with its control bytes escaped, the --debug trace with
+-- credentials masked, STARTTLS + AUTH against the
 -- Postfix + Dovecot stack with the body read back from the Maildir,
 -- attachments, and the progress bar under a pseudo-terminal (script(1)).
 local servers = require "helpers.servers"
@@ -87,6 +89,12 @@ describe("bin/smtp-send #interop", function()
       assert.equal(0, code)
       assert.truthy(out:find("Exit status: 0 sent; 1 usage error; 2 rejected", 1, true), out)
       local src = assert(P.read_file(ROOT .. "/bin/smtp-send"))
+      -- Exit 4 (unknown outcome) is told apart from 3 (retry later), in both texts.
+      local man = src:match("^.-\nEXAMPLES")
+      assert.truthy(out:gsub("%s+", " "):find("4 unknown outcome: the server may have accepted the message: " ..
+        "do not retry blindly", 1, true), out)
+      assert.truthy(man:find("\n    4   unknown outcome", 1, true), man)
+      assert.truthy(man:gsub("%s+", " "):find("may have accepted the message: do not retry blindly", 1, true))
       local flags = assert(src:match("local FLAGS = (%b{})"))
       for flag in flags:gmatch('%[?"?([%w%-]+)"?%]? = "') do
         assert.truthy(out:find("--" .. flag, 1, true), "--help does not mention --" .. flag)
@@ -131,6 +139,10 @@ describe("bin/smtp-send #interop", function()
       { "--password-file - when the body comes from stdin",
         "--user u --password-file - --from a@example.org --to b@example.org", "give --body-file" },
       { "--user without --password-file", "--user u --from a@example.org --to b@example.org", "--password-file" },
+      { "--tls-optional with --tls-required", "--tls-optional --tls-required --from a@example.org --to b@example.org",
+        "contradict" },
+      { "--tls-optional with implicit --tls", "--tls --tls-optional --from a@example.org --to b@example.org",
+        "does not apply to --tls" },
       { "an unreadable attachment", "--from a@example.org --to b@example.org --attach /nonexistent/file",
         "cannot read attachment" },
       { "a bad address", "--from 'a@' --to b@example.org", "" },
@@ -175,6 +187,118 @@ describe("bin/smtp-send #interop", function()
       assert.equal(3, code, err)
       assert.equal("", out)
       assert.truthy(err:find("transient 451 4.3.0 at MAIL FROM:<a@example.org>", 1, true), err)
+    end)
+
+    -- The server never offers STARTTLS (as when an attacker strips it) but
+    -- offers a mechanism whose answer can be cracked offline.
+    local STRIPPED = "S: 220 mx ESMTP\nC: EHLO c.example\nS: 250-mx\nS: 250 AUTH CRAM-MD5\n"
+    local function pwfile()
+      local path = dir .. "/stripped.pw"
+      P.write_file(path, "s3cret!\n", "0600")
+      return path
+    end
+
+    for _, flags in ipairs({ "--starttls", "--cafile /etc/ssl/certs/ca-certificates.crt",
+      "--insecure", "--starttls --tls-required" }) do
+      it("exits 3 (tls) with " .. flags .. " when STARTTLS is not offered, sending no AUTH and no MAIL", function()
+        local h = scripted.start(STRIPPED)
+        local code, out, err = run(("--server 127.0.0.1:%d --ehlo c.example --timeout 5 %s --user alice " ..
+          "--password-file %s --from a@example.org --to b@example.org"):format(h.port, flags, P.q(pwfile())),
+          "body\n")
+        local ok, why, received = h:result(10)
+        assert.is_true(ok, why)
+        assert.equal(3, code, err)
+        assert.equal("", out)
+        assert.truthy(err:find("^smtp%-send: tls"), err)
+        local sent = received[1] or ""
+        assert.truthy(sent:find("^EHLO c%.example\r\n"), sent)
+        assert.is_nil(sent:find("AUTH", 1, true), sent)
+        assert.is_nil(sent:find("MAIL", 1, true), sent)
+      end)
+    end
+
+    it("--tls-optional goes on in plaintext when STARTTLS is not offered, and sends (exit 0)", function()
+      local h = scripted.start(table.concat({
+        "S: 220 mx ESMTP", "C: EHLO c.example", "S: 250 mx",
+        "C: MAIL FROM:<a@example.org>", "S: 250 ok", "C: RCPT TO:<b@example.org>", "S: 250 ok",
+        "C: DATA", "S: 354 go", "BODY", "S: 250 2.0.0 queued as ABC123",
+        "C: QUIT", "S: 221 bye", "" }, "\n"))
+      local code, out, err = run(("--server 127.0.0.1:%d --ehlo c.example --timeout 5 --tls-optional " ..
+        "--from a@example.org --to b@example.org"):format(h.port), "body\n")
+      local ok, why = h:result(10)
+      assert.is_true(ok, why)
+      assert.equal(0, code, err)
+      assert.truthy(out:find("^sent to 1 of 1 recipient: 250 2.0.0 queued as ABC123\n$"), out)
+    end)
+
+    it("exits 4, not 3, when the connection drops after the final dot (the server may have the message)", function()
+      local h = scripted.start(table.concat({
+        "S: 220 mx ESMTP", "C: EHLO c.example", "S: 250 mx",
+        "C: MAIL FROM:<a@example.org>", "S: 250 ok", "C: RCPT TO:<b@example.org>", "S: 250 ok",
+        "C: DATA", "S: 354 go", "BODY", "CLOSE", "" }, "\n"))
+      local code, out, err = run(("--server 127.0.0.1:%d --ehlo c.example --timeout 5 --from a@example.org " ..
+        "--to b@example.org"):format(h.port), "body\n")
+      -- (The script's own result is not checked: its CLOSE ends it with an error.)
+      h:result(10)
+      assert.equal(4, code, err)
+      assert.equal("", out)
+      assert.truthy(err:find("^smtp%-send: io", 1), err)
+      assert.truthy(err:find("may have accepted the message", 1, true), err)
+    end)
+
+    it("exits 3 when the connection drops before the data went out (nothing was accepted)", function()
+      local h = scripted.start(table.concat({
+        "S: 220 mx ESMTP", "C: EHLO c.example", "S: 250 mx",
+        "C: MAIL FROM:<a@example.org>", "S: 250 ok", "C: RCPT TO:<b@example.org>", "S: 250 ok",
+        "C: DATA", "CLOSE", "" }, "\n"))
+      local code, _, err = run(("--server 127.0.0.1:%d --ehlo c.example --timeout 5 --from a@example.org " ..
+        "--to b@example.org"):format(h.port), "body\n")
+      h:result(10)
+      assert.equal(3, code, err)
+      assert.is_nil(err:find("may have accepted", 1, true), err)
+    end)
+
+    describe("server text with terminal controls", function()
+      -- Bytes a terminal would act on: C0 but TAB and LF (our own line
+      -- breaks), and DEL.
+      local CONTROL = "[%z\1-\8\11-\31\127]"
+      local HOSTILE = "\\x1b]0;owned\\x07\\x1b[2J\\x1b[31m"
+
+      it("is printed escaped in the trace, the refused-recipient line and the result line", function()
+        local h = scripted.start(table.concat({
+          "S: 220 mx " .. HOSTILE .. " ESMTP", "C: EHLO c.example", "S: 250 mx",
+          "C: MAIL FROM:<a@example.org>", "S: 250 ok",
+          "C: RCPT TO:<b@example.org>", "S: 250 ok",
+          "C: RCPT TO:<c@example.org>", "S: 550 5.1.1 no " .. HOSTILE .. " such user",
+          "C: DATA", "S: 354 go", "BODY", "S: 250 2.0.0 queued " .. HOSTILE .. " as X1",
+          "C: QUIT", "S: 221 bye", "" }, "\n"))
+        local code, out, err = run(("--server 127.0.0.1:%d --ehlo c.example --timeout 5 --debug " ..
+          "--from a@example.org --to b@example.org --to c@example.org"):format(h.port), "body\n")
+        local ok, why = h:result(10)
+        assert.is_true(ok, why)
+        assert.equal(0, code, err)
+        assert.is_nil(out:find(CONTROL), out)
+        assert.is_nil(err:find(CONTROL), err)
+        local shown = "\\x1b]0;owned\\x07\\x1b[2J\\x1b[31m"
+        assert.truthy(err:find("S: 220 mx " .. shown .. " ESMTP\n", 1, true), err)
+        assert.truthy(err:find("recipient refused: c@example.org: permanent 550 5.1.1 at RCPT TO:<c@example.org>: " ..
+          "no " .. shown .. " such user", 1, true), err)
+        assert.truthy(out:find("sent to 1 of 2 recipients: 250 2.0.0 queued " .. shown .. " as X1\n", 1, true), out)
+      end)
+
+      it("is printed escaped in the error line (exit 2)", function()
+        local h = scripted.start(table.concat({
+          "S: 220 mx ESMTP", "C: EHLO c.example", "S: 250 mx",
+          "C: MAIL FROM:<a@example.org>", "S: 550 5.7.1 go away " .. HOSTILE .. "\\rnow",
+          "C: RSET", "S: 250 ok", "" }, "\n"))
+        local code, out, err = run(("--server 127.0.0.1:%d --ehlo c.example --timeout 5 " ..
+          "--from a@example.org --to b@example.org"):format(h.port), "body\n")
+        h:result(10)
+        assert.equal(2, code, err)
+        assert.equal("", out)
+        assert.is_nil(err:find(CONTROL), err)
+        assert.truthy(err:find("permanent 550 5.7.1 at MAIL FROM:<a@example.org>: go away \\x1b]0;owned", 1, true), err)
+      end)
     end)
   end)
 
@@ -238,16 +362,36 @@ describe("bin/smtp-send #interop", function()
       assert.equal("", err)
     end)
 
-    it("--password-file - reads the password from stdin when --body-file gives the body", function()
-      -- aiosmtpd without AUTH: the password is read, then authentication
-      -- is skipped because the server offers none.
-      local body = dir .. "/stdin-body.txt"
-      P.write_file(body, "from a file\n")
-      local before = #server:messages()
-      local code, _, err = run(("--server 127.0.0.1:%d --user u --password-file - --body-file %s " ..
-        "--from a@example.org --to b@example.org"):format(server.port, P.q(body)), "pw\n")
-      assert.equal(0, code, err)
-      assert.truthy(last_message(before).data:find("\r\n\r\nfrom a file\r\n$"))
+    describe("with AUTH over plaintext", function()
+      local authd
+      setup(function() authd = servers.aiosmtpd { auth = { u = "pw" } } end)
+      teardown(function() if authd then authd:stop() end end)
+
+      it("--password-file - reads the password from stdin when --body-file gives the body", function()
+        -- No TLS here, so the password mechanism needs --allow-plaintext.
+        local body = dir .. "/stdin-body.txt"
+        P.write_file(body, "from a file\n")
+        local code, _, err = run(("--server 127.0.0.1:%d --allow-plaintext --mechanism PLAIN --user u " ..
+          "--password-file - --body-file %s --from a@example.org --to b@example.org"):format(authd.port, P.q(body)),
+          "pw\n")
+        assert.equal(0, code, err)
+        local m = assert(authd:wait_messages(1))[1]
+        assert.equal("u", m.auth)
+        assert.truthy(m.data:find("\r\n\r\nfrom a file\r\n$"))
+      end)
+
+      it("refuses to send the password in plaintext without --allow-plaintext, and says so", function()
+        local pw = dir .. "/plain.pw"
+        P.write_file(pw, "pw\n", "0600")
+        local before = #authd:messages()
+        local code, _, err = run(("--server 127.0.0.1:%d --user u --password-file %s --from a@example.org " ..
+          "--to b@example.org --debug"):format(authd.port, P.q(pw)), "x\n")
+        assert.is_true(code == 1 or code == 2, err)
+        assert.truthy(err:find("--allow-plaintext", 1, true), err)
+        assert.is_nil(err:find("C: AUTH", 1, true), err)
+        assert.is_nil(err:find("C: MAIL", 1, true), err)
+        assert.equal(before, #authd:messages())
+      end)
     end)
 
     it("sends attachments through smtp.message, or exits 1 saying it cannot", function()
@@ -443,7 +587,9 @@ describe("bin/smtp-send #interop", function()
         stack.domain), "x\n")
       assert.equal(3, code, err)
       assert.truthy(err:find("^smtp%-send: tls"), err)
-      code, _, err = run(("--server localhost:%d --insecure --tls-required --user %s --password-file %s " ..
+      -- Unverified TLS counts as plaintext for the password.
+      code, _, err = run(("--server localhost:%d --insecure --tls-required --allow-plaintext --user %s " ..
+        "--password-file %s " ..
         "--from alice@%s --to bob@%s --subject cli-insecure"):format(stack.ports.starttls, alice.user, P.q(pwfile),
         stack.domain, stack.domain), "x\n")
       assert.equal(0, code, err)
