@@ -29,16 +29,19 @@ void lreply_push(lua_State *L, const struct smtp_reply *r)
     lua_setfield(L, -2, "lines");
 }
 
-/* reply_parser([max_line [, max_lines]]) */
+/* reply_parser([max_line [, max_lines [, max_total]]]); max_total bounds
+ * the bytes of one reply, line ends included. */
 static int lreply_new(lua_State *L)
 {
     lua_Integer max_line = luaL_optinteger(L, 1, SMTP_REPLY_MAX_LINE);
     lua_Integer max_lines = luaL_optinteger(L, 2, SMTP_REPLY_MAX_LINES);
+    lua_Integer max_total = luaL_optinteger(L, 3, SMTP_REPLY_MAX_TOTAL);
     struct smtp_reply_parser *p;
     luaL_argcheck(L, max_line > 0, 1, "must be positive");
     luaL_argcheck(L, max_lines > 0, 2, "must be positive");
+    luaL_argcheck(L, max_total > 0, 3, "must be positive");
     p = lua_newuserdatauv(L, sizeof *p, 0);
-    smtp_reply_init(p, (size_t)max_line, (size_t)max_lines);
+    smtp_reply_init(p, (size_t)max_line, (size_t)max_lines, (size_t)max_total);
     luaL_setmetatable(L, SMTP_REPLY_PARSER_MT);
     return 1;
 }

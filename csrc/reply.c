@@ -9,11 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-void smtp_reply_init(struct smtp_reply_parser *p, size_t max_line, size_t max_lines)
+void smtp_reply_init(struct smtp_reply_parser *p, size_t max_line, size_t max_lines,
+                     size_t max_total)
 {
     memset(p, 0, sizeof *p);
     p->max_line = max_line ? max_line : SMTP_REPLY_MAX_LINE;
     p->max_lines = max_lines ? max_lines : SMTP_REPLY_MAX_LINES;
+    p->max_total = max_total ? max_total : SMTP_REPLY_MAX_TOTAL;
 }
 
 void smtp_reply_free(struct smtp_reply_parser *p)
@@ -39,13 +41,23 @@ static int is_digit(char c)
 static int check_line(struct smtp_reply_parser *p, const char *line, size_t n)
 {
     int code;
+    size_t raw = n + 1; /* with its '\n' */
     if (n > 0 && line[n - 1] == '\r')
         n--;
     if (n > p->max_line)
         return fail(p, "line too long");
+    /* total <= max_total always holds, so the subtraction is safe. */
+    if (raw > p->max_total - p->total)
+        return fail(p, "reply too long");
+    p->total += raw;
+    /* SMTP replies are text (RFC 5321 2.3.8, 4.2): a NUL would cut the
+     * line short for any C string consumer further on. */
+    if (memchr(line, '\0', n) != NULL)
+        return fail(p, "NUL byte in a reply line");
     if (n < 3 || !is_digit(line[0]) || !is_digit(line[1]) || !is_digit(line[2]))
         return fail(p, "reply code is not three digits");
-    if (line[0] < '2' || line[0] > '5')
+    /* RFC 5321 4.2: first digit 2-5 here (no 1yz in SMTP), second 0-5. */
+    if (line[0] < '2' || line[0] > '5' || line[1] > '5')
         return fail(p, "reply code out of range");
     if (n > 3 && line[3] != ' ' && line[3] != '-')
         return fail(p, "reply code is not three digits");
@@ -72,6 +84,9 @@ static int scan(struct smtp_reply_parser *p)
             /* +1 leaves room for the CR of a CRLF split across feeds. */
             if (avail > p->max_line + 1)
                 return fail(p, "line too long");
+            /* The line's '\n' is still to come: one byte more. */
+            if (avail >= p->max_total - p->total)
+                return fail(p, "reply too long");
             return SMTP_OK;
         }
         rc = check_line(p, from, (size_t)(eol - from));
@@ -88,6 +103,16 @@ int smtp_reply_feed(struct smtp_reply_parser *p, const char *data, size_t len)
         return SMTP_EPROTO;
     if (len == 0)
         return SMTP_OK;
+    /* scan() stops at a complete reply; until next() takes it, what
+     * follows is held unvalidated, so it gets the reply's own bound. */
+    if (p->complete && (p->len - p->scan >= p->max_total
+                        || len > p->max_total - (p->len - p->scan))) {
+        p->failed = 1;
+        snprintf(p->error, sizeof p->error,
+                 "malformed reply: more than %lu bytes after a complete reply",
+                 (unsigned long)p->max_total);
+        return SMTP_EPROTO;
+    }
     if (p->start > 0 && (p->start == p->len || p->len + len > p->cap)) {
         memmove(p->buf, p->buf + p->start, p->len - p->start);
         p->len -= p->start;
@@ -159,6 +184,7 @@ int smtp_reply_next(struct smtp_reply_parser *p, struct smtp_reply *r)
     p->start = p->scan;
     p->complete = 0;
     p->nlines = 0;
+    p->total = 0;
     p->code = 0;
     /* The buffer may already hold the next pipelined reply; a fault in it
      * is sticky and reported by the next call, not this one. */

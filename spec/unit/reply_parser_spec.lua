@@ -44,7 +44,7 @@ describe("smtp.core ReplyParser", function()
         { { code = 250, lines = { "2.1.0x ok" } } } },
       { "two pipelined replies", "250 a\r\n354 b\r\n",
         { { code = 250, lines = { "a" } }, { code = 354, lines = { "b" } } } },
-      { "NUL and 8-bit bytes kept in text", "250 a\0b\255\r\n", { { code = 250, lines = { "a\0b\255" } } } },
+      { "8-bit bytes kept in text", "250 a\1b\255\r\n", { { code = 250, lines = { "a\1b\255" } } } },
     }
     for _, row in ipairs(rows) do
       it("parses " .. row[1], function()
@@ -100,6 +100,8 @@ describe("smtp.core ReplyParser", function()
       { "a separator other than - or space", "250_hi\r\n" },
       { "a continuation line with a different code", "250-a\r\n251 b\r\n" },
       { "an empty line", "\r\n" },
+      { "a second code digit over 5 (RFC 5321 4.2)", "260 hi\r\n" },
+      { "a NUL byte in the text", "250 a\0b\r\n" },
     }
     for _, row in ipairs(bad) do
       it("rejects " .. row[1], function()
