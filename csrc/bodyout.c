@@ -80,6 +80,10 @@ int smtp_body_add(struct smtp_body *b, const char *in, size_t len)
         if (take > len)
             take = len;
         b->len += smtp_dot_encode(&b->d, in, take, b->buf + b->len);
+        /* Checked before any later flush: the block holding the NUL
+         * never leaves, nor does the terminator. */
+        if (b->d.nul)
+            return SMTP_EUSAGE;
         in += take;
         len -= take;
     }
@@ -158,6 +162,8 @@ int smtp_body_add_file(struct smtp_body *b, FILE *f, int b64)
 
 int smtp_body_finish(struct smtp_body *b, const char *trailer, size_t trailer_len)
 {
+    if (b->d.nul)
+        return SMTP_EUSAGE;
     /* buf keeps SMTP_DOT_FINISH_MAX spare bytes beyond 2 * limit. */
     b->len += smtp_dot_finish(&b->d, b->buf + b->len);
     return flush(b, 1, trailer, trailer_len);

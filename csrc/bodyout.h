@@ -45,6 +45,9 @@ struct smtp_body {
 void smtp_body_init(struct smtp_body *b, int mode, char *buf, size_t cap, size_t limit,
                     char *scratch, size_t scratch_cap, smtp_body_write_fn write, void *ctx);
 void smtp_body_prefix(struct smtp_body *b, const char *prefix, size_t len);
+/* SMTP_EUSAGE, with d.nul set, for a NUL outside binary mode: nothing
+ * encoded since the last write goes out; the caller must drop the
+ * connection without finishing (smtp_dot_nul_message() says why). */
 int smtp_body_add(struct smtp_body *b, const char *in, size_t len);
 /* Base64 (76-column lines, RFC 2045 6.8) of a string or of a whole file. */
 int smtp_body_add_b64(struct smtp_body *b, const unsigned char *in, size_t len);
@@ -52,7 +55,8 @@ int smtp_body_add_b64(struct smtp_body *b, const unsigned char *in, size_t len);
  * the caller must drop the connection (never terminate a truncated
  * message, SPEC 7). */
 int smtp_body_add_file(struct smtp_body *b, FILE *f, int b64);
-/* The encoder's tail and the last write (BDAT ... LAST), with trailer. */
+/* The encoder's tail and the last write (BDAT ... LAST), with trailer;
+ * SMTP_EUSAGE and no write once a NUL was seen. */
 int smtp_body_finish(struct smtp_body *b, const char *trailer, size_t trailer_len);
 
 #endif

@@ -3,6 +3,7 @@
  * leading '.' go through the byte-by-byte path. */
 #include "dotstuff.h"
 
+#include <stdio.h>
 #include <string.h>
 
 void smtp_dot_init(struct smtp_dotstuffer *d, int stuff)
@@ -95,6 +96,13 @@ static size_t encode_slow(struct smtp_dotstuffer *d, const char *in, size_t len,
 size_t smtp_dot_encode(struct smtp_dotstuffer *d, const char *in, size_t len, char *out)
 {
     size_t i = 0, o = 0;
+    if (!d->binary && !d->nul) {
+        const char *z = memchr(in, '\0', len);
+        if (z != NULL) {
+            d->nul = 1;
+            d->nul_at = d->bytes_in + (uint64_t)(z - in);
+        }
+    }
     d->bytes_in += len;
     if (d->binary) {
         memcpy(out, in, len);
@@ -139,4 +147,11 @@ size_t smtp_dot_finish(struct smtp_dotstuffer *d, char *out)
     d->at_line_start = 1;
     d->bytes_out += o;
     return o;
+}
+
+void smtp_dot_nul_message(const struct smtp_dotstuffer *d, char *buf, size_t len)
+{
+    snprintf(buf, len, "message contains a NUL byte: at offset %llu; only BODY=BINARYMIME "
+             "(RFC 3030) may carry one, DATA and BDAT without it carry text",
+             (unsigned long long)d->nul_at);
 }

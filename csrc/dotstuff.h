@@ -15,6 +15,8 @@ struct smtp_dotstuffer {
     int at_line_start;  /* the next byte opens a line */
     int after_cr;       /* the last input byte was CR: a following LF is its pair */
     int finished;
+    int nul;            /* a NUL was seen (not in binary mode): see below */
+    uint64_t nul_at;    /* offset of the first NUL in the message */
     uint64_t bytes_in, bytes_out;
 };
 
@@ -27,10 +29,17 @@ void smtp_dot_init(struct smtp_dotstuffer *d, int stuff);
 /* BINARYMIME (RFC 3030): no line-end conversion, no stuffing, no tail. */
 void smtp_dot_init_binary(struct smtp_dotstuffer *d);
 /* Encodes len bytes into out (room for SMTP_DOT_MAX_OUT(len)); returns
- * the number of bytes written. */
+ * the number of bytes written. Outside binary mode a NUL byte sets 'nul'
+ * (sticky) and 'nul_at': DATA and BDAT without BINARYMIME carry text
+ * only (RFC 5321 4.5.2, RFC 3030), so the caller must then send neither
+ * this output nor the terminator, and drop the connection. The output
+ * itself is still produced as if the NUL were an ordinary byte. */
 size_t smtp_dot_encode(struct smtp_dotstuffer *d, const char *in, size_t len, char *out);
 /* Ends the body: CRLF if the last line is open, then "." CRLF when
  * stuffing. Returns bytes written to out (room for SMTP_DOT_FINISH_MAX). */
 size_t smtp_dot_finish(struct smtp_dotstuffer *d, char *out);
+
+/* The message for a body refused for a NUL byte, into buf. */
+void smtp_dot_nul_message(const struct smtp_dotstuffer *d, char *buf, size_t len);
 
 #endif

@@ -93,6 +93,17 @@ static int source_failure(lua_State *L, struct lconn *c, const char *what, int e
     return 4;
 }
 
+/* A body with a NUL outside binary mode: refused like a failing source,
+ * so the client drops the connection and reports "not sent". */
+static int nul_failure(lua_State *L, struct lconn *c, const struct smtp_body *b)
+{
+    char msg[192];
+    smtp_dot_nul_message(&b->d, msg, sizeof msg);
+    lconn_fail(L, c, SMTP_EUSAGE, msg);
+    lua_pushstring(L, "source");
+    return 4;
+}
+
 /* Streams one table part; returns an smtp_err code, or 1 after pushing a
  * source failure (4 values). */
 static int send_table_part(lua_State *L, struct lconn *c, struct smtp_body *b, int item, int *pushed)
@@ -107,7 +118,7 @@ static int send_table_part(lua_State *L, struct lconn *c, struct smtp_body *b, i
         }
         errno = 0;
         rc = smtp_body_add_file(b, f, 0);
-        if (rc != SMTP_OK && b->read_errno != 0)
+        if (rc != SMTP_OK && !b->d.nul && b->read_errno != 0)
             *pushed = source_failure(L, c, "message source failed: reading the message file",
                                      b->read_errno);
         return rc;
@@ -135,7 +146,7 @@ static int send_table_part(lua_State *L, struct lconn *c, struct smtp_body *b, i
         errno = 0;
         rc = smtp_body_add_file(b, f, 1);
         fclose(f);
-        if (rc != SMTP_OK && b->read_errno != 0)
+        if (rc != SMTP_OK && !b->d.nul && b->read_errno != 0)
             *pushed = source_failure(L, c, what, b->read_errno);
         return rc;
     }
@@ -152,9 +163,11 @@ static int send_table_part(lua_State *L, struct lconn *c, struct smtp_body *b, i
  * transaction leaves in one segment. block_timeout (seconds) renews the
  * deadline before each write when files are read. bytes counts the message bytes before
  * encoding. Every part is checked before anything is sent. On failure
- * 'where' is "source" (a file could not be read: nothing more was sent),
- * "final" (the last write, which completes the message, failed) or
- * "body". */
+ * 'where' is "source" (a file could not be read, or, outside "binary"
+ * mode, the message holds a NUL byte: kind "usage", message "message
+ * contains a NUL byte: ..."; nothing more was sent, the terminator never
+ * is, the connection is closed), "final" (the last write, which completes
+ * the message, failed) or "body". */
 int lbody_send_body(lua_State *L)
 {
     static const char *const modes[] = {"data", "bdat", "binary", NULL};
@@ -219,6 +232,8 @@ int lbody_send_body(lua_State *L)
         }
         lua_settop(L, item - 1);
     }
+    if (rc != SMTP_OK && b.d.nul)
+        return nul_failure(L, c, &b);
     if (rc != SMTP_OK) {
         lconn_fail(L, c, rc, NULL);
         lua_pushstring(L, "body");

@@ -288,12 +288,15 @@ static char *wbuf_reserve(struct lconn *c, size_t need)
 
 /* send_data(stuffer, chunk [, final [, bdat [, prefix [, trailer]]]])
  *   -> bytes_on_wire | nil, kind, msg
+ *                    | nil, "usage", "message contains a NUL byte: ...", "source"
  * Encodes chunk (may be nil or "") with the stuffer directly into the
  * connection's buffer and writes it; 'final' appends the encoder's tail
  * in the same write. With 'bdat' the encoded bytes are framed as one
  * "BDAT n[ LAST]" command (RFC 3030). 'prefix' and 'trailer' are
  * pipelined command lines written before and after, in the same writev,
- * so a whole transaction can leave in one segment. */
+ * so a whole transaction can leave in one segment. Outside binary mode a
+ * NUL in the body sends nothing of this call, closes the connection and
+ * returns the 4-value failure above ('where' = "source", as send_body). */
 static int lconn_send_data(lua_State *L)
 {
     struct lconn *c = check_open_conn(L);
@@ -308,10 +311,21 @@ static int lconn_send_data(lua_State *L)
     int niov = 0;
     char *out;
     luaL_argcheck(L, !d->finished, 2, "encoder already finished");
+    if (d->nul)
+        len = 0; /* a stuffer that already refused: fail again below */
     out = wbuf_reserve(c, SMTP_DOT_MAX_OUT(len) + SMTP_DOT_FINISH_MAX);
     if (out == NULL)
         return smtp_push_failure(L, SMTP_ENOMEM, NULL);
     n = smtp_dot_encode(d, in, len, out);
+    if (d->nul) {
+        /* Nothing of this call goes out, and the body is never ended:
+         * the connection is dropped as for a failing source (SPEC 7). */
+        char msg[192];
+        smtp_dot_nul_message(d, msg, sizeof msg);
+        conn_fail(L, c, SMTP_EUSAGE, msg);
+        lua_pushstring(L, "source");
+        return 4;
+    }
     if (final)
         n += smtp_dot_finish(d, out + n);
     if (plen > 0) {

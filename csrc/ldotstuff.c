@@ -2,6 +2,7 @@
  * 'smtp.core.DotStuffer' userdata (encode, finish, counts). */
 #include "ldotstuff.h"
 #include "lsmtp.h"
+#include "err.h"
 
 #include <stdlib.h>
 
@@ -26,6 +27,16 @@ static int ldotstuff_new(lua_State *L)
     return 1;
 }
 
+/* nil, "usage", "message contains a NUL byte: ..." */
+static int nul_failure(lua_State *L, const struct smtp_dotstuffer *d)
+{
+    char msg[192];
+    smtp_dot_nul_message(d, msg, sizeof msg);
+    return smtp_push_failure(L, SMTP_EUSAGE, msg);
+}
+
+/* encode(chunk) -> bytes | nil, "usage", msg once a NUL was seen outside
+ * binary mode (then for every later call too). */
 static int ldotstuff_encode(lua_State *L)
 {
     struct smtp_dotstuffer *d = ldotstuff_check(L, 1);
@@ -34,19 +45,28 @@ static int ldotstuff_encode(lua_State *L)
     luaL_Buffer b;
     char *out;
     luaL_argcheck(L, !d->finished, 1, "encoder already finished");
+    if (d->nul)
+        return nul_failure(L, d);
     luaL_buffinit(L, &b);
     out = luaL_prepbuffsize(&b, SMTP_DOT_MAX_OUT(len));
     n = smtp_dot_encode(d, in, len, out);
+    if (d->nul)
+        return nul_failure(L, d); /* the buffer is dropped unused */
     luaL_addsize(&b, n);
     luaL_pushresult(&b);
     return 1;
 }
 
+/* finish() -> tail | nil, "usage", msg: no terminator for a body that
+ * held a NUL. */
 static int ldotstuff_finish(lua_State *L)
 {
     struct smtp_dotstuffer *d = ldotstuff_check(L, 1);
     char out[SMTP_DOT_FINISH_MAX];
-    size_t n = smtp_dot_finish(d, out);
+    size_t n;
+    if (d->nul)
+        return nul_failure(L, d);
+    n = smtp_dot_finish(d, out);
     lua_pushlstring(L, out, n);
     return 1;
 }

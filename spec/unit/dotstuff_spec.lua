@@ -39,7 +39,7 @@ describe("smtp.core DotStuffer", function()
     { "dots inside a line", "a.b..c\r\n", "a.b..c\r\n.\r\n" },
     { "two dots at a line start", "..\r\n", "...\r\n.\r\n" },
     { "an empty line", "\r\n", "\r\n.\r\n" },
-    { "NUL and 8-bit bytes", "a\0\255\r\n", "a\0\255\r\n.\r\n" },
+    { "control and 8-bit bytes", "a\1\255\r\n", "a\1\255\r\n.\r\n" },
   }
   for _, row in ipairs(rows) do
     it("encodes " .. row[1] .. " for every split", function()
@@ -100,6 +100,13 @@ describe("smtp.core DotStuffer", function()
     local bin, bout = d:counts()
     assert.equal(3, bin)
     assert.equal(#"..x\r\n.\r\n", bout)
+  end)
+
+  it("refuses a NUL byte (text only without BINARYMIME)", function()
+    local d = core.dotstuffer()
+    local out, kind = d:encode("a\0")
+    assert.is_nil(out)
+    assert.equal("usage", kind)
   end)
 
   it("refuses to encode after finish", function()
