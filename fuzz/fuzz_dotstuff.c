@@ -2,7 +2,8 @@
  * and 4.1.1.4). Checks that the wire bytes never carry a bare CR or LF,
  * that no line but the terminator starts with a single '.', that DATA ends
  * with CRLF "." CRLF, that un-stuffing gives back the input with its line
- * ends made CRLF, and that chunk boundaries change nothing. */
+ * ends made CRLF, that a NUL is flagged at its offset, and that chunk
+ * boundaries change nothing. */
 #include "../csrc/dotstuff.h"
 
 #include <stdint.h>
@@ -45,6 +46,14 @@ static size_t encode(int stuff, const char *in, size_t size,
     /* A second finish adds nothing. */
     CHECK(smtp_dot_finish(&d, fin) == 0);
     CHECK(d.bytes_in == size && d.bytes_out == o);
+    /* A NUL is flagged, at its first offset, whatever the chunking: the
+     * callers refuse such a body outside BINARYMIME. */
+    {
+        const char *z = memchr(in, '\0', size);
+        CHECK(d.nul == (z != NULL));
+        if (z != NULL)
+            CHECK(d.nul_at == (uint64_t)(z - in));
+    }
     return o;
 }
 
