@@ -1,7 +1,8 @@
 -- What sendmail needs to know about a message before sending it: the
 -- envelope (RFC 5321 3.3: sender from opts, Sender or From; recipients
--- from opts or To/Cc/Bcc), its size when known, whether it needs 8BITMIME
--- or SMTPUTF8, and a chunk source with Bcc removed (RFC 5322 3.6.3).
+-- from opts, else Resent-To/Cc/Bcc when present, else To/Cc/Bcc), its size
+-- when known, whether it needs 8BITMIME or SMTPUTF8, and a chunk source
+-- with Bcc and Resent-Bcc removed (RFC 5322 3.6.3, 3.6.6).
 -- Raw messages are read only as far as the end of their header block.
 local Error = require "smtp.error"
 local address = require "smtp.address"
@@ -11,7 +12,8 @@ local core = require "smtp.core"
 
 local type, ipairs, tostring = type, ipairs, tostring
 local concat = table.concat
-local find, match, sub = string.find, string.match, string.sub
+local byte, find, gsub, lower = string.byte, string.find, string.gsub, string.lower
+local match, sub = string.match, string.sub
 local byte_flags = core.byte_flags
 
 local envelope = {}
@@ -32,45 +34,86 @@ function envelope.xtext(s)
   end))
 end
 
--- Splits a raw message at its header/body boundary: the header block
--- (with its last line end), the empty line's own line end, and the
--- offset of the body; nil when 'text' holds no boundary yet. The empty
--- line is the first LF followed by LF or CRLF (plain searches: a pattern
--- scan of the whole message costs more than sending it).
-local function header_end(text)
-  local lead = match(text, "^\r?\n")
-  if lead then return "", lead, #lead + 1 end
-  local crlf = find(text, "\n\r\n", 1, true)
-  local lf = find(text, "\n\n", 1, true)
-  local at, sep
-  if lf and (not crlf or lf < crlf) then
-    at, sep = lf, "\n"
-  elseif crlf then
-    at, sep = crlf, "\r\n"
-  else
-    return nil
-  end
-  return sub(text, 1, at), sep, at + 1 + #sep
+-- Line ends are read as the DATA encoder (csrc/dotstuff.c) writes them:
+-- CRLF, a bare CR and a bare LF each end one line, so the header block
+-- seen here is the one the receiving MTA sees (review M2). A scanner
+-- walks from line end to line end, carrying across chunks whether the
+-- last byte ended a line and whether it was a CR (an LF right after it
+-- belongs to the same line end). It returns where the empty line that
+-- ends the header block starts. One find per line end: linear.
+local function new_scanner()
+  return { line_start = true, after_cr = false }
 end
 
--- Header fields as {name=, value=, raw=}, continuation lines unfolded in
--- value and kept in raw.
-local function parse_fields(block)
-  local fields = {}
-  for line in block:gmatch("[^\n]*\n?") do
-    if line == "" then break end
-    if line:find("^[ \t]") and #fields > 0 then
-      local f = fields[#fields]
-      f.raw = f.raw .. line
-      f.value = f.value .. line:gsub("\r?\n$", "")
+local function scan(st, text)
+  local pos, len = 1, #text
+  while true do
+    local i = find(text, "[\r\n]", pos)
+    if not i then
+      if pos <= len then st.line_start, st.after_cr = false, false end
+      return nil
+    end
+    if i > pos then st.line_start, st.after_cr = false, false end
+    local c = byte(text, i)
+    if c == 10 and st.after_cr then
+      st.after_cr = false
+    elseif st.line_start then
+      return i
     else
-      local name, value = line:match("^([^:%s]+):(.*)$")
-      if not name then
-        name, value = "", line
-      end
-      fields[#fields + 1] = { name = name:lower(), value = value:gsub("\r?\n$", ""), raw = line }
+      st.line_start, st.after_cr = true, c == 13
+    end
+    pos = i + 1
+  end
+end
+
+-- The empty line's own line end, at 'at'.
+local function separator(text, at)
+  if byte(text, at) == 13 and byte(text, at + 1) == 10 then return "\r\n" end
+  return sub(text, at, at)
+end
+
+-- Splits a raw message at its header/body boundary: the header block
+-- (with its last line end), the empty line's own line end, and the
+-- offset of the body; nil when 'text' holds no boundary.
+local function header_end(text)
+  local at = scan(new_scanner(), text)
+  if not at then return nil end
+  local sep = separator(text, at)
+  return sub(text, 1, at - 1), sep, at + #sep
+end
+
+-- Header fields as {name=, value=, first=, last=}: lines first..last of
+-- 'fields.lines' (the block's lines without their line ends) are the
+-- field's, 'value' is its unfolded text after the colon. A field name
+-- may be followed by WSP before the colon (obsolete syntax, RFC 5322
+-- 4.5: "Bcc : x" is a Bcc field). A line that is neither a field start
+-- nor a continuation is kept as a field named "".
+local function parse_fields(block)
+  local fields, lines, f = {}, {}, nil
+  local canon = gsub(block, "\r\n?", "\n")
+  local pos, len = 1, #canon
+  while pos <= len do
+    local e = find(canon, "\n", pos, true) or len + 1
+    local line = sub(canon, pos, e - 1)
+    pos = e + 1
+    lines[#lines + 1] = line
+    local first = byte(line, 1)
+    if f and (first == 32 or first == 9) then
+      f.last = #lines
+      -- Joined once per field below: appending line by line would copy a
+      -- long folded field once per line.
+      f.more = f.more or { f.value }
+      f.more[#f.more + 1] = line
+    else
+      local name, value = match(line, "^([^:%s]+)[ \t]*:(.*)$")
+      f = { name = name and lower(name) or "", value = value or line, first = #lines, last = #lines }
+      fields[#fields + 1] = f
     end
   end
+  for _, g in ipairs(fields) do
+    if g.more then g.value, g.more = concat(g.more), nil end
+  end
+  fields.lines = lines
   return fields
 end
 
@@ -78,7 +121,7 @@ local function addresses_of(fields, name)
   local out = {}
   for _, f in ipairs(fields) do
     if f.name == name then
-      for _, a in ipairs(address.parse_list((f.value:gsub("\r?\n", "")))) do
+      for _, a in ipairs(address.parse_list(f.value)) do
         out[#out + 1] = a.address
       end
     end
@@ -105,19 +148,35 @@ end
 
 -- Reads a stream until its header block is complete: returns the header
 -- block, the empty line, the bytes after it, and whether the stream ended.
+-- Each chunk is scanned once and kept in a list (no re-scan, no growing
+-- concatenation: a source of tiny chunks stays linear).
 local function read_header(next_chunk)
-  local buffered = ""
-  while true do
+  local st, parts, total, at = new_scanner(), {}, 0
+  local function pull()
     local chunk, err = next_chunk()
     if chunk == nil and err then
       usage("message source failed while reading headers: " .. tostring(err))
     end
-    if chunk ~= nil then buffered = buffered .. chunk end
-    local head, sep, body_at = header_end(buffered)
-    if head then return head, sep, buffered:sub(body_at), chunk == nil end
-    if chunk == nil then return buffered, "", "", true end
-    if #buffered > MAX_HEADER then usage("message header block larger than 1 MiB") end
+    return chunk
   end
+  while true do
+    local chunk = pull()
+    if chunk == nil then return concat(parts), "", "", true end
+    parts[#parts + 1] = chunk
+    local i = scan(st, chunk)
+    if i then at = total + i; break end
+    total = total + #chunk
+    if total > MAX_HEADER then usage("message header block larger than 1 MiB") end
+  end
+  local buffered, ended = concat(parts), false
+  -- A CR that ends what was read may be the first half of a CRLF.
+  while at == #buffered and byte(buffered, at) == 13 do
+    local chunk = pull()
+    if chunk == nil then ended = true; break end
+    buffered = buffered .. chunk
+  end
+  local sep = separator(buffered, at)
+  return sub(buffered, 1, at - 1), sep, sub(buffered, at + #sep), ended
 end
 
 local function file_size(f)
@@ -128,13 +187,21 @@ local function file_size(f)
   return size and (size - cur) or nil
 end
 
--- Header block with every Bcc field removed.
-local function without_bcc(fields)
-  local out = {}
+-- Fields never transmitted (RFC 5322 3.6.3, 3.6.6).
+local HIDDEN = { bcc = true, ["resent-bcc"] = true }
+
+-- The header block without its hidden fields, in CRLF lines: the wire
+-- form, so that no line end of a removed field can join what is left
+-- (a bare CR kept before a removed field's LF would become one CRLF).
+local function without_hidden(fields)
+  local out, lines = {}, fields.lines
   for _, f in ipairs(fields) do
-    if f.name ~= "bcc" then out[#out + 1] = f.raw end
+    if not HIDDEN[f.name] then
+      for i = f.first, f.last do out[#out + 1] = lines[i] end
+    end
   end
-  return concat(out)
+  if #out == 0 then return "" end
+  return concat(out, "\r\n") .. "\r\n"
 end
 
 local function raw_envelope(msg, opts)
@@ -155,12 +222,17 @@ local function raw_envelope(msg, opts)
   else
     usage("message must be an smtp.message, a string, a file or a function")
   end
-  -- Header fields are parsed only when needed: for the envelope, or to
-  -- remove a Bcc field (a cheap scan tells whether there is one).
-  local lhead = string.lower(head)
-  local has_bcc = find(lhead, "^bcc%s*:") ~= nil
-    or (find(lhead, "\nbcc", 1, true) ~= nil and find(lhead, "\nbcc%s*:") ~= nil)
-  local fields = (has_bcc or opts.from == nil or opts.to == nil) and parse_fields(head) or {}
+  -- Header fields are parsed when the envelope needs them, or when the
+  -- block may hold a hidden field (every such name contains "bcc").
+  local fields = {}
+  if opts.from == nil or opts.to == nil or find(lower(head), "bcc", 1, true) then
+    fields = parse_fields(head)
+  end
+  local has_hidden, resent = false, false
+  for _, f in ipairs(fields) do
+    if HIDDEN[f.name] then has_hidden = true end
+    if f.name == "resent-to" or f.name == "resent-cc" or f.name == "resent-bcc" then resent = true end
+  end
   local env = {}
   if opts.from ~= nil then
     env.from = opts.from == "" and "" or bare(opts.from, "from")
@@ -172,14 +244,17 @@ local function raw_envelope(msg, opts)
     local to = type(opts.to) == "table" and opts.to.address == nil and opts.to or { opts.to }
     for i, r in ipairs(to) do env.recipients[i] = bare(r, "recipient") end
   else
+    -- A resent message goes to its Resent- recipients only, as sendmail -t
+    -- does (the original To/Cc/Bcc already had it; RFC 5322 3.6.6).
     local all = {}
-    for _, name in ipairs({ "to", "cc", "bcc" }) do
+    local names = resent and { "resent-to", "resent-cc", "resent-bcc" } or { "to", "cc", "bcc" }
+    for _, name in ipairs(names) do
       for _, a in ipairs(addresses_of(fields, name)) do all[#all + 1] = a end
     end
     env.recipients = dedupe(all)
   end
-  local header_out = has_bcc and without_bcc(fields) or head
-  if size and has_bcc then size = size - (#head - #header_out) end
+  local header_out = has_hidden and without_hidden(fields) or head
+  if size and has_hidden then size = size - (#head - #header_out) end
   if type(msg) == "string" then
     -- NUL cannot travel as text: only BDAT with BINARYMIME carries it.
     env.eightbit, env.binary = byte_flags(msg)
@@ -192,7 +267,7 @@ local function raw_envelope(msg, opts)
   -- env.source is still this function.
   local queue
   if type(msg) == "string" then
-    queue = has_bcc and { header_out .. sep, sub(msg, rest) } or { msg }
+    queue = has_hidden and { header_out .. sep, sub(msg, rest) } or { msg }
   else
     queue = rest == "" and { header_out .. sep } or { header_out .. sep, rest }
   end

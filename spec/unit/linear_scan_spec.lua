@@ -7,20 +7,10 @@
 local extensions = require "smtp.extensions"
 local pipeline = require "smtp.pipeline"
 
--- CPU seconds per call of fn(input), repeated until the total is
--- measurable (bounded: at most 2000 calls).
-local function cost(fn, input)
-  local calls, t0 = 0, os.clock()
-  repeat
-    fn(input)
-    calls = calls + 1
-  until os.clock() - t0 > 0.05 or calls >= 2000
-  return (os.clock() - t0) / calls
-end
+local cost = require "helpers.cost"
 
 local function ratio(fn, make)
-  fn(make(4096)) -- warm up
-  return cost(fn, make(65536)) / cost(fn, make(4096))
+  return cost.ratio(fn, make, 4096, 65536, 0.05, 2000)
 end
 
 -- Linear is 16; leave room for cache effects and a busy machine, far
