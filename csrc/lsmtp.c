@@ -3,6 +3,7 @@
 #include "lsmtp.h"
 #include "err.h"
 #include "deadline.h"
+#include "lpoolkey.h"
 
 int smtp_push_failure(lua_State *L, int code, const char *message)
 {
@@ -40,6 +41,7 @@ static const smtp_opener openers[] = {
     ltls_open,
     lsasl_open,
     ldkim_open,
+    lpoolkey_open,
     NULL
 };
 
