@@ -10,7 +10,7 @@ local extensions = require "smtp.extensions"
 local trace = require "smtp.trace"
 local socket_transport = require "smtp.transport.socket"
 
-local type, tostring, tonumber, pairs, error, pcall = type, tostring, tonumber, pairs, error, pcall
+local type, tostring, tonumber, pairs, ipairs, error, pcall = type, tostring, tonumber, pairs, ipairs, error, pcall
 
 local smtp = {}
 
@@ -68,6 +68,13 @@ local function check_proxy(proxy, host)
   end
 end
 
+-- NaN passes "v <= 0" and an infinite value would turn into no deadline
+-- at all in C (review L11): a wait is bounded or refused.
+local MAX_SECONDS = 1e9
+local function valid_seconds(v)
+  return type(v) == "number" and v > 0 and v < MAX_SECONDS
+end
+
 local function check_connect_opts(opts)
   if type(opts) ~= "table" then usage("smtp.connect expects a table of options") end
   if type(opts.host) ~= "string" or opts.host == "" then
@@ -81,15 +88,15 @@ local function check_connect_opts(opts)
       usage("smtp.connect: 'port' must be an integer from 1 to 65535")
     end
   end
-  if opts.timeout ~= nil and (type(opts.timeout) ~= "number" or opts.timeout <= 0) then
-    usage("smtp.connect: 'timeout' must be a positive number of seconds")
+  if opts.timeout ~= nil and not valid_seconds(opts.timeout) then
+    usage("smtp.connect: 'timeout' must be a positive, finite number of seconds (below 1e9)")
   end
   if opts.timeouts ~= nil then
     if type(opts.timeouts) ~= "table" then usage("smtp.connect: 'timeouts' must be a table") end
     for k, v in pairs(opts.timeouts) do
       if not phases[k] then usage("smtp.connect: unknown timeout phase '" .. tostring(k) .. "'") end
-      if type(v) ~= "number" or v <= 0 then
-        usage("smtp.connect: timeouts." .. k .. " must be a positive number")
+      if not valid_seconds(v) then
+        usage("smtp.connect: timeouts." .. k .. " must be a positive, finite number of seconds (below 1e9)")
       end
     end
   end
@@ -108,6 +115,12 @@ local function check_connect_opts(opts)
     usage("smtp.connect: 'local_address' must be an IP address")
   end
   if opts.proxy ~= nil then check_proxy(opts.proxy, opts.host) end
+  for _, k in ipairs({ "tls_required", "allow_plaintext" }) do
+    if opts[k] ~= nil and type(opts[k]) ~= "boolean" then usage("smtp.connect: '" .. k .. "' must be a boolean") end
+  end
+  if opts.tls ~= nil and type(opts.tls) ~= "table" and type(opts.tls) ~= "userdata" then
+    usage("smtp.connect: 'tls' must be an smtp.tls_config object or a table of its options")
+  end
   return port, mode
 end
 
@@ -150,6 +163,7 @@ function connect_transport(opts, port, mode, deadline)
     usage("smtp.connect: 'proxy' and 'local_address' do not apply to a caller's transport")
   end
   local cosocket = require "smtp.transport.cosocket"
+  cosocket.check(sock, opts, mode)
   local pool = cosocket.pool_name(opts, opts.host, port, mode)
   for _ = 1, 4 do
     local t, reused, msg = cosocket.connect(sock, opts.host, port, deadline, opts, pool)
@@ -162,7 +176,7 @@ function connect_transport(opts, port, mode, deadline)
       client:_greet()
       return client
     end
-    local state = cosocket.pool_state(pool)
+    local state = t:resume_state()
     if state and client:_resume(state) then return client end
     t:close()
   end
@@ -174,9 +188,12 @@ end
 -- `timeouts` may name the phases `connect`, `greeting`, `mail`, `rcpt`,
 -- `data_init`, `data_block`, `data_end` (RFC 5321 4.5.3.2) and `command`,
 -- `auth`, `starttls`; any phase not named uses `timeout` (default 60 s).
+-- With `tls_mode = "none"`, a `tls` option asks for STARTTLS before the
+-- first transaction (also when `sendmail` comes without `authenticate`),
+-- required unless `tls_required = false`.
 -- @tparam table opts `host` (required), `port`, `timeout`, `timeouts`,
--- `tls_mode`, `tls`, `transport`, `proxy`, `local_address`, `protocol`,
--- `debug`, `local_name`
+-- `tls_mode`, `tls`, `tls_required`, `transport`, `proxy`, `local_address`,
+-- `protocol`, `debug`, `local_name`
 -- @treturn smtp.Client
 function smtp.connect(opts)
   local port, mode = check_connect_opts(opts)

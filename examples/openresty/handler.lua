@@ -11,6 +11,9 @@ local smtp = require "smtp"
 local HOST = os.getenv("SMTP_HOST") or "127.0.0.1" -- names need nginx's 'resolver'
 local PORT = tonumber(os.getenv("SMTP_PORT") or "587")
 local TIMEOUT = 10 -- seconds, for every wait
+-- The name in the server's certificate: nginx checks host names only, so
+-- an address in SMTP_HOST needs it (the library refuses to "verify" an IP).
+local TLS_NAME = os.getenv("SMTP_TLS_NAME")
 
 -- Connects a cosocket, hands it to the library, sends one message.
 -- Returns the sendmail report, or nil and an smtp.Error / message.
@@ -25,7 +28,8 @@ local function notify(text, site)
   local sent, result = pcall(function()
     client = smtp.connect { host = HOST, port = PORT, transport = sock, timeout = TIMEOUT }
     client:authenticate {
-      tls = {}, tls_required = true, -- certificates checked against lua_ssl_trusted_certificate
+      -- STARTTLS, required; certificates checked against lua_ssl_trusted_certificate
+      tls = { server_name = TLS_NAME },
       user = os.getenv("SMTP_USER"), password = os.getenv("SMTP_PASSWORD"),
     }
     return client:sendmail(table.concat({

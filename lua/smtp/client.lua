@@ -45,7 +45,12 @@ function Client.new(transport, opts)
     _ext = nil,
     _helo_lines = nil,
     _tls = false,
+    _tls_verified = false,
     _authenticated = false,
+    -- smtp.connect{tls=} without implicit TLS asks for STARTTLS before
+    -- the first transaction (review L3); tls_required as in authenticate.
+    _conn_tls = opts.tls_mode ~= "implicit" and opts.tls or nil,
+    _conn_tls_required = opts.tls_required,
   }, Client)
   return self
 end
@@ -173,7 +178,11 @@ function Client:_send_raw(data, phase, command)
   if not ok then self:_transport_failure(kind, msg, command, { outcome = "not_sent" }) end
 end
 
--- Reads one whole reply within the phase's deadline.
+-- Reads one whole reply within the phase's deadline. A 421 at any step
+-- ends the session (RFC 5321 3.8): the server closes, so nothing more is
+-- sent (no RSET, no further RCPT or DATA) and the reply is raised as a
+-- transient error with the client closed. The server refused whatever
+-- the reply answers, so nothing of a transaction was accepted.
 function Client:_read(phase, command, extra)
   self:_check_open()
   self:_set_deadline(phase)
@@ -183,6 +192,12 @@ function Client:_read(phase, command, extra)
   end
   if self._hook or trace.global() then
     for _, l in ipairs(reply_lines_for_trace(reply)) do self:_trace("S", l) end
+  end
+  if reply.code == 421 then
+    self:_abort()
+    local fields = { recipient = extra and extra.recipient }
+    if extra and extra.outcome then fields.outcome = "not_sent" end
+    error(Error.from_reply(reply, command, fields), 0)
   end
   return reply
 end
@@ -250,11 +265,24 @@ end
 -- the machine's FQDN, else an address literal)
 -- @treturn {string,...} response lines
 function Client:helo(host)
+  return self:_helo(host, false)
+end
+
+-- EHLO; 'tls_needed' forbids the HELO fallback, which would leave a
+-- session without STARTTLS (and would let a man in the middle strip TLS
+-- by refusing EHLO): the refusal is then kind 'tls'.
+function Client:_helo(host, tls_needed)
   host = host or self._local_name or self:_default_local_name()
   address.check_arg(host, "host")
   local verb = self._protocol == "lmtp" and "LHLO" or "EHLO"
   local line = verb .. " " .. host
   local reply = self:_command(line)
+  if tls_needed and reply.code >= 400 and reply.code < 600 then
+    self:_abort()
+    raise { kind = "tls", code = reply.code, enhanced = reply.enhanced, lines = reply.lines, command = line,
+      message = "TLS required but the server refused " .. verb .. " (no HELO fallback without STARTTLS): " ..
+        concat(reply.lines, " ") }
+  end
   if (reply.code == 500 or reply.code == 502) and verb == "EHLO" then
     line = "HELO " .. host
     reply = self:_command(line)
@@ -279,9 +307,15 @@ function Client:extensions()
   return self._ext or {}
 end
 
--- Makes sure EHLO has been sent (sendmail may be called right away).
+-- Makes sure EHLO has been sent (sendmail may be called right away),
+-- and STARTTLS when smtp.connect was given 'tls' (review L3: a transaction
+-- never goes out in clear when the caller asked for TLS).
 function Client:_ensure_helo()
-  if not self._helo_lines then self:helo() end
+  if self._conn_tls ~= nil and not self._tls and not self._tls_declined then
+    self:_establish({})
+  elseif not self._helo_lines then
+    self:helo()
+  end
 end
 
 -- Envelope commands -----------------------------------------------------
@@ -421,10 +455,19 @@ function Client:_send_body(source, bdat, progress, total, prefix, trailer, binar
       end
     end
     self:_set_deadline("data_block")
-    local n, kind, msg = t:send_data(stuffer, data, final, bdat, prefix, final and trailer or nil)
+    local n, kind, msg, where = t:send_data(stuffer, data, final, bdat, prefix, final and trailer or nil)
     prefix = nil
+    if not n and where == "source" then
+      -- The message itself cannot go as text (a NUL byte outside
+      -- BINARYMIME, review L14): C sent nothing of it and closed.
+      self:_abort()
+      raise { kind = kind or "usage", message = msg, outcome = "not_sent", retryable = false,
+        command = bdat and "BDAT" or "DATA" }
+    end
+    -- A failed write, the last one included, did not hand the terminator
+    -- (or BDAT LAST) over whole: the server cannot have the message.
     if not n then
-      self:_transport_failure(kind, msg, bdat and "BDAT" or "DATA", { outcome = final and "unknown" or "not_sent" })
+      self:_transport_failure(kind, msg, bdat and "BDAT" or "DATA", { outcome = "not_sent" })
     end
     sent = sent + #data
     if bdat then commands = commands + 1 end
@@ -471,11 +514,13 @@ function Client:_send_parts(parts, bdat, prefix, trailer, binary)
     prefix, trailer, self:_timeout_for("data_block"))
   if not n then
     if where == "source" then
-      -- SPEC 7: the truncated message was not terminated; C closed the socket.
+      -- SPEC 7: the truncated message was not terminated; C closed the
+      -- socket. Kind io for an unreadable file, usage for a NUL byte.
       self:_abort()
-      raise { kind = "io", message = msg, outcome = "not_sent", retryable = false }
+      raise { kind = chunks or "io", message = msg, outcome = "not_sent", retryable = false }
     end
-    self:_transport_failure(chunks, msg, command, { outcome = where == "final" and "unknown" or "not_sent" })
+    -- Even a failed last write ("final") did not complete the terminator.
+    self:_transport_failure(chunks, msg, command, { outcome = "not_sent" })
   end
   if self._hook or trace.global() then
     self:_trace("C", ("<%d bytes of message data>"):format(n))
@@ -554,9 +599,19 @@ end
 
 --- Raw escape hatch: sends `line` and returns the reply code and lines
 -- without interpreting them (4xx/5xx do not raise).
+-- AUTH lines, and every line sent while the server's 334 keeps a SASL
+-- exchange open, are masked in traces and errors (review L5).
 function Client:command(line)
   address.check_arg(line, "command")
-  local reply = self:_command(line)
+  local shown
+  if self._raw_sasl_open then
+    shown = line == "*" and "*" or "***"
+  elseif line:find("^[Aa][Uu][Tt][Hh][ \t]") then
+    shown = trace.mask_command(line)
+  end
+  self._raw_sasl_open = false
+  local reply = self:_command(line, nil, shown)
+  self._raw_sasl_open = reply.code == 334
   return reply.code, reply.lines, reply.enhanced
 end
 
@@ -584,6 +639,9 @@ function Client:set_keepalive(idle_ms, pool_size)
   local t = self._t
   local poolable = t.setkeepalive and t.pool_credentials and t:pool_credentials() ~= nil
   if poolable and self._authenticated and self._auth_creds ~= t:pool_credentials() then poolable = false end
+  -- Nor in another TLS or authentication state than the pool name
+  -- promises: a later request must get what its options ask for (L8).
+  if poolable and t.pool_accepts and not t:pool_accepts(self._tls, self._authenticated) then poolable = false end
   local ok, reply = false, nil
   if poolable then ok, reply = pcall(self._command, self, "RSET") end
   if not ok or reply.code ~= 250 or self._closed or self._parser:buffered() > 0 then
@@ -608,6 +666,9 @@ function Client:_resume(state)
   self._resumed = true
   self._tls, self._authenticated, self._auth_creds = state.tls, state.authenticated, state.auth_creds
   self._ext, self._helo_lines = state.ext, state.helo_lines
+  -- As _start_tls judges it, from the TLS facts the transport restored.
+  local info = self._tls and self._t.tls_info and self._t:tls_info()
+  self._tls_verified = type(info) == "table" and info.peer_verified == true
   return true
 end
 
@@ -658,6 +719,10 @@ function Client:_start_tls(tls, peer, phase)
     self:_transport_failure(kind or "tls", msg, "STARTTLS")
   end
   self._tls = true
+  -- Only a checked certificate makes an authenticated peer: credentials
+  -- and REQUIRETLS are held back over verify = "none" (review L2).
+  local info = self._t.tls_info and self._t:tls_info()
+  self._tls_verified = type(info) == "table" and info.peer_verified == true
   self._ext, self._helo_lines = nil, nil
   self:_trace("C", "<TLS established>")
 end
@@ -671,7 +736,17 @@ function Client:starttls(tls, peer_name)
   if self._tls then raise { kind = "usage", message = "TLS is already active" } end
   local cfg = tls_config_of(tls or {})
   local reply = self:_command("STARTTLS", "starttls")
-  self:_expect(reply, "STARTTLS", 220, 220)
+  if reply.code ~= 220 then
+    local err = Error.from_reply(reply, "STARTTLS")
+    if err.kind == "protocol" then
+      -- Not a refusal but a reply STARTTLS cannot have (RFC 3207 4): the
+      -- session is out of step and TLS was not started.
+      self:_abort()
+      err.kind = "tls"
+      err.message = "STARTTLS answered with " .. reply.code .. " instead of 220: " .. concat(reply.lines, " ")
+    end
+    error(err, 0)
+  end
   -- Bytes after the 220 were sent in plaintext before the handshake: a
   -- response injection attack (CVE-2011-0411 family).
   if self._parser:buffered() > 0 then
@@ -802,15 +877,73 @@ function Client:auth(mechanism, user, authz, password, params, token)
   session:close()
   if not ok then
     local kind = Error.is(result) and result.kind
-    if kind == "transient" or kind == "permanent" then result.kind = "authentication" end
+    if (kind == "transient" and result.code ~= 421) or kind == "permanent" then result.kind = "authentication" end
     error(result, 0)
   end
   self._authenticated = true
   return result
 end
 
+-- Whether TLS must be had: an explicit tls_required wins; otherwise TLS
+-- asked for (a 'tls' option) is TLS required (review M1: opportunistic
+-- STARTTLS lets a man in the middle strip it and harvest credentials).
+local function tls_policy(self, opts)
+  local tls = opts.tls
+  if tls == nil then tls = self._conn_tls end
+  if tls == false then tls = nil end -- "no TLS", as before
+  local required = opts.tls_required
+  if required == nil then required = self._conn_tls_required end
+  if required == nil then required = tls ~= nil end
+  return tls, required
+end
+
+-- EHLO, then STARTTLS and EHLO again when TLS is asked for (SPEC 1.2
+-- steps 1 and 2). Raises kind 'tls' before anything else is sent when
+-- TLS is required and cannot be had.
+function Client:_establish(opts)
+  local tls, required = tls_policy(self, opts)
+  if required and tls == nil and not self._tls then
+    self:_abort()
+    raise { kind = "tls", message = "tls_required is set but no tls configuration was given" }
+  end
+  local needs_starttls = tls ~= nil and not self._tls
+  self:_helo(opts.host, needs_starttls and required)
+  if not needs_starttls then return end
+  if not self:extensions().STARTTLS then
+    if required then
+      self:_abort()
+      raise { kind = "tls", message = "TLS required but the server does not offer STARTTLS" }
+    end
+    self._tls_declined = true
+    self:_trace("C", "<STARTTLS not offered; continuing without TLS (tls_required = false)>")
+    return
+  end
+  self._auth_before_tls = self:extensions().AUTH
+  local ok, err = pcall(self.starttls, self, tls, opts.tls_peer or self._host)
+  if ok then
+    self:_helo(opts.host, required)
+    return
+  end
+  local refused = Error.is(err) and (err.kind == "transient" or err.kind == "permanent")
+  if required and Error.is(err) and err.code then
+    -- RFC 3207 4: any answer but 220 means no TLS; required, it ends here.
+    self:_abort()
+    raise { kind = "tls", code = err.code, enhanced = err.enhanced, command = "STARTTLS",
+      lines = err.lines, message = "TLS required but the server refused STARTTLS: " .. tostring(err.message) }
+  elseif refused and not self._closed then
+    self._tls_declined = true
+    self:_trace("C", "<STARTTLS refused; continuing without TLS (tls_required = false)>")
+  else
+    error(err, 0)
+  end
+end
+
 --- EHLO, STARTTLS and EHLO again when `tls` is given and offered, then
--- SASL authentication (SPEC 1.2, Netsmtp.authenticate).
+-- SASL authentication (SPEC 1.2, Netsmtp.authenticate). Giving `tls`
+-- makes TLS required unless `tls_required = false`; credentials given
+-- to a server that offers no AUTH raise kind 'authentication'; no
+-- password or token mechanism runs without a verified TLS peer unless
+-- `allow_plaintext = true` (README "Security").
 -- @tparam[opt] table opts `host`, `tls`, `tls_required`, `tls_peer`,
 -- `mechanisms`, `sasl_params`, `user`, `authz`, `password`, `token`,
 -- `allow_plaintext`
@@ -821,46 +954,26 @@ function Client:authenticate(opts)
   local t = self._t
   local creds = t.credentials_key and t:credentials_key(opts)
   if self._resumed and creds == t:pool_credentials() then return self end
-  self:helo(opts.host)
-  if opts.tls_required and not opts.tls and not self._tls then
-    self:_abort()
-    raise { kind = "tls", message = "tls_required is set but no tls configuration was given" }
+  self:_establish(opts)
+  local explicit = type(opts.mechanisms) == "table"
+  if explicit and #opts.mechanisms == 0 then return self end
+  local wants_external = false
+  for _, m in ipairs(explicit and opts.mechanisms or {}) do
+    if type(m) == "string" and m:upper() == "EXTERNAL" then wants_external = true end
   end
-  if opts.tls and not self._tls then
-    if self:extensions().STARTTLS then
-      local ok, err = pcall(self.starttls, self, opts.tls, opts.tls_peer or self._host)
-      if not ok then
-        if Error.is(err) and (err.kind == "transient" or err.kind == "permanent") and not opts.tls_required then
-          -- Opportunistic: carry on in plaintext when TLS is not required.
-          self:_trace("C", "<STARTTLS refused; continuing without TLS>")
-        elseif Error.is(err) and (err.kind == "transient" or err.kind == "permanent") then
-          self:_abort()
-          raise { kind = "tls", code = err.code, enhanced = err.enhanced, command = "STARTTLS",
-            lines = err.lines, message = "TLS required but the server refused STARTTLS: " .. err.message }
-        else
-          error(err, 0)
-        end
-      else
-        self:helo(opts.host)
-      end
-    elseif opts.tls_required then
-      self:_abort()
-      raise { kind = "tls", message = "TLS required but the server does not offer STARTTLS" }
-    end
-  end
-  local mechs = self:extensions().AUTH
-  if not mechs or (type(opts.mechanisms) == "table" and #opts.mechanisms == 0) then
-    return self
-  end
-  if opts.user == nil and opts.token == nil and opts.password == nil then
-    local wants_external = false
-    for _, m in ipairs(opts.mechanisms or {}) do
-      if type(m) == "string" and m:upper() == "EXTERNAL" then wants_external = true end
-    end
-    if not wants_external then return self end
-  end
+  local has_creds = opts.user ~= nil or opts.token ~= nil or opts.password ~= nil
+  if not (has_creds or wants_external) then return self end
   if self._authenticated then return self end
-  local mech = sasl().choose(mechs, opts, self._tls)
+  local mechs = self:extensions().AUTH
+  if not mechs or #mechs == 0 then
+    -- Netsmtp skips AUTH silently here; mail would then go out
+    -- unauthenticated, or a downgrade would go unnoticed.
+    raise { kind = "authentication", message = self._auth_before_tls
+      and "credentials given but the server offered AUTH only before STARTTLS, not after"
+      or "credentials given but the server does not offer AUTH" }
+  end
+  local mech = sasl().choose(mechs, opts, self._tls and self._tls_verified,
+    self._tls and "TLS without a verified certificate (verify = \"none\")" or nil)
   if mech == false then return self end
   if not mech then
     raise { kind = "authentication",
@@ -912,9 +1025,10 @@ function Client:_mail_params(env, opts)
     if dsn.envid then params[#params + 1] = "ENVID=" .. envelope.xtext(dsn.envid) end
   end
   if opts.requiretls then
-    if not ext.REQUIRETLS or not self._tls then
+    -- RFC 8689 4.1: only over TLS with a validated certificate.
+    if not ext.REQUIRETLS or not (self._tls and self._tls_verified) then
       raise { kind = "permanent", outcome = "not_sent",
-        message = "REQUIRETLS requested but the server does not offer it over TLS" }
+        message = "REQUIRETLS requested but the server does not offer it over TLS with a verified certificate" }
     end
     params[#params + 1] = "REQUIRETLS"
   end
@@ -974,15 +1088,20 @@ end
 -- After a failed transaction: a 354 already given must be answered with
 -- an empty message (RFC 2920 3.1), then RSET. Failures here are ignored
 -- only if they are server refusals; a broken connection still raises.
+-- When the server is gone after its refusal (a 451 to MAIL, then a
+-- close), the refusal is what the caller learns, not the failed RSET.
 function Client:_abandon(data_reply)
-  if data_reply and data_reply.code == 354 then
-    self:_send_lines({ "." }, "data_end")
-    self:_read("data_end", ".")
-  end
-  if not self._closed then
-    local reply = self:_command("RSET")
-    if reply.code >= 300 then self:_abort() end
-  end
+  local ok = pcall(function()
+    if data_reply and data_reply.code == 354 then
+      self:_send_lines({ "." }, "data_end")
+      self:_read("data_end", ".")
+    end
+    if not self._closed then
+      local reply = self:_command("RSET")
+      if reply.code >= 300 then self:_abort() end
+    end
+  end)
+  if not ok then self:_abort() end
 end
 
 --- Sends a message to its recipients (SPEC 1.3).
@@ -1023,14 +1142,16 @@ function Client:_send_envelope(env, opts)
   end
   if env.binary then
     -- BINARYMIME needs BDAT; every chunk is answered, the last decides.
+    -- Every chunk, LAST included, is out before the first reply is read:
+    -- from here a lost connection leaves the message's fate unknown (M4).
     local chunks = self:_send_env_body(env, true, opts)
     local refused
     for _ = 1, chunks - 1 do
-      local r = self:_read("data_block", "BDAT", { outcome = "not_sent" })
+      local r = self:_read("data_block", "BDAT", { outcome = "unknown" })
       if not refused and (r.code < 200 or r.code >= 300) then refused = r end
     end
     if refused then
-      self:_read("data_end", "BDAT", { outcome = "not_sent" })
+      self:_read("data_end", "BDAT", { outcome = "unknown" })
       self:_expect(refused, "BDAT", 250, 259, { outcome = "not_sent" })
     end
     local result = pipeline.finish(self, report, "BDAT")

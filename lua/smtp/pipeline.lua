@@ -117,16 +117,33 @@ function pipeline.finish(c, report, command)
   end
   -- RFC 2033 4.2: one reply per accepted recipient, in RCPT order.
   local delivered, first_err = {}, nil
-  for _, r in ipairs(report.accepted) do
-    local final = c:_read("data_end", command, extra)
-    if ok2(final) then
+  local accepted = report.accepted
+  for k, r in ipairs(accepted) do
+    local read_ok, final = pcall(c._read, c, "data_end", command, extra)
+    if not read_ok and not Error.is(final) then error(final, 0) end
+    local broken = not read_ok and final.code ~= 421
+    if read_ok and ok2(final) then
       delivered[#delivered + 1] = r
       report.reply = report.reply or pipeline.final_reply(final)
-    else
-      local err = Error.from_reply(final, command, { recipient = r, outcome = "not_sent" })
+    elseif not broken then
+      -- A refusal, 421 included (the server closed after it).
+      local err = read_ok and Error.from_reply(final, command, { recipient = r, outcome = "not_sent" }) or final
       if err.kind == "protocol" then c:_abort(); error(err, 0) end
+      err.recipient = r
       report.rejected[#report.rejected + 1] = { recipient = r, error = err }
       first_err = first_err or err
+    end
+    if broken or (not read_ok and k < #accepted) then
+      -- The connection broke part-way (review L6): the deliveries already
+      -- confirmed stay in the report and the recipients with no reply are
+      -- 'unknown', so a retry can leave out who has the message.
+      local unknown = {}
+      for j = broken and k or k + 1, #accepted do unknown[#unknown + 1] = accepted[j] end
+      report.accepted, report.unknown = delivered, unknown
+      local err = broken and final or Error.new { kind = "io", command = command,
+        message = "connection closed by the server after its 421" }
+      err.outcome, err.retryable, err.report = "unknown", false, report
+      return err
     end
   end
   report.accepted = delivered
@@ -155,7 +172,15 @@ local function wire(lines)
   return concat(lines, "\r\n") .. "\r\n"
 end
 
--- Reads the replies of a group: [RSET], MAIL, each RCPT.
+-- Whether a failed read comes after the server refused MAIL and closed
+-- the connection: the refusal then stands for the message.
+local function gone_after_refusal(c, mail_reply, err)
+  return not ok2(mail_reply) and Error.is(err) and c._closed and err.code == nil
+end
+
+-- Reads the replies of a group: [RSET], MAIL, each RCPT. When the server
+-- refused MAIL and then closed, returns the MAIL reply, nil and the error
+-- of the lost read.
 local function read_envelope(c, lines, had_rset, nrcpt)
   if had_rset then
     local r = c:_read("command", "RSET")
@@ -166,10 +191,23 @@ local function read_envelope(c, lines, had_rset, nrcpt)
   end
   local mail_reply = c:_read("mail", lines[1], { outcome = "not_sent" })
   local rcpt_replies = {}
-  for i = 1, nrcpt do
-    rcpt_replies[i] = c:_read("rcpt", lines[i + 1], { outcome = "not_sent" })
+  local ok, lost = pcall(function()
+    for i = 1, nrcpt do
+      rcpt_replies[i] = c:_read("rcpt", lines[i + 1], { outcome = "not_sent" })
+    end
+  end)
+  if not ok then
+    if not gone_after_refusal(c, mail_reply, lost) then error(lost, 0) end
+    return mail_reply, nil, lost
   end
   return mail_reply, rcpt_replies
+end
+
+-- The message's own error when its MAIL was refused and the server then
+-- closed: the refusal (e.g. 451), which says more than the lost reads
+-- after it.
+local function refusal_error(mail_reply, lines)
+  return Error.from_reply(mail_reply, lines[1], { outcome = "not_sent" })
 end
 
 --- Runs the transactions for `count` messages over a PIPELINING server.
@@ -192,8 +230,9 @@ function pipeline.run(c, count, prepare, opts)
     local function send_pending_body(trailer)
       local p = pending
       pending = nil
-      data_sent_for[p.i] = true
       c:_send_env_body(p.env, false, opts, nil, trailer)
+      -- Only a completed write of the terminator can have delivered it.
+      data_sent_for[p.i] = true
       results[p.i] = pipeline.finish(c, p.report, "DATA")
     end
 
@@ -217,9 +256,14 @@ function pipeline.run(c, count, prepare, opts)
         need_rset = false
         if bdat or env.binary then
           c:_trace_lines(group)
-          data_sent_for[i] = true
           local chunks = c:_send_env_body(env, true, opts, wire(group), nil)
-          local mail_reply, rcpt_replies = read_envelope(c, lines, had_rset, #env.recipients)
+          -- Only a completed write of BDAT ... LAST can have delivered it.
+          data_sent_for[i] = true
+          local mail_reply, rcpt_replies, lost = read_envelope(c, lines, had_rset, #env.recipients)
+          if lost then
+            results[i] = refusal_error(mail_reply, lines)
+            error(lost, 0)
+          end
           local report, failure = pipeline.judge(c, env, lines, mail_reply, rcpt_replies, false)
           -- Every BDAT is answered; a refused chunk stops the message.
           local refused
@@ -250,8 +294,22 @@ function pipeline.run(c, count, prepare, opts)
           else
             c:_send_raw(wire(group), "mail", lines[1])
           end
-          local mail_reply, rcpt_replies = read_envelope(c, lines, had_rset, #env.recipients)
-          local data_reply = c:_read("data_init", "DATA", { outcome = "not_sent" })
+          local mail_reply, rcpt_replies, lost = read_envelope(c, lines, had_rset, #env.recipients)
+          local data_reply
+          if not lost then
+            local read_ok, r = pcall(c._read, c, "data_init", "DATA", { outcome = "not_sent" })
+            if read_ok then
+              data_reply = r
+            elseif gone_after_refusal(c, mail_reply, r) then
+              lost = r
+            else
+              error(r, 0)
+            end
+          end
+          if lost then
+            results[i] = refusal_error(mail_reply, lines)
+            error(lost, 0)
+          end
           local report, failure = pipeline.judge(c, env, lines, mail_reply, rcpt_replies, false)
           if failure then
             if data_reply.code == 354 then
@@ -286,7 +344,10 @@ function pipeline.run(c, count, prepare, opts)
     for i = 1, count do
       if results[i] == nil then
         local e = fatal
-        if data_sent_for[i] and fatal.outcome ~= "unknown" then
+        -- A 421 answers, in order, the command of the message it stops:
+        -- nothing unsettled was accepted.
+        local refused = fatal.code == 421
+        if data_sent_for[i] and fatal.outcome ~= "unknown" and not refused then
           e = Error.new { kind = fatal.kind, message = fatal.message, command = fatal.command,
             code = fatal.code, enhanced = fatal.enhanced, lines = fatal.lines, outcome = "unknown" }
         elseif not data_sent_for[i] and fatal.outcome == "unknown" then

@@ -15,11 +15,12 @@ local sasl = {}
 
 --- Mechanisms tried when the caller names none, strongest first.
 -- SCRAM authenticates both sides and the server stores no password
--- equivalent. DIGEST-MD5 (historic, RFC 6331) and CRAM-MD5 are weaker but
--- still keep the password off the wire, so they beat PLAIN and LOGIN,
--- which send it in clear (and so are only used under TLS, see `choose`).
+-- equivalent; CRAM-MD5 keeps the password off the wire. DIGEST-MD5 is
+-- historic (RFC 6331) and servers disagree on how to hash a non-ASCII
+-- password (Dovecot takes its UTF-8 bytes, libgsasl ISO-8859-1 per RFC
+-- 2831), so it runs only when named in `mechanisms`.
 sasl.default_order = {
-  "SCRAM-SHA-256", "SCRAM-SHA-1", "DIGEST-MD5", "CRAM-MD5", "PLAIN", "LOGIN",
+  "SCRAM-SHA-256", "SCRAM-SHA-1", "CRAM-MD5", "PLAIN", "LOGIN",
 }
 
 -- Preferred when a bearer token is given: OAUTHBEARER is the standard
@@ -29,10 +30,13 @@ local oauth_order = { "OAUTHBEARER", "XOAUTH2" }
 -- Mechanisms implemented in this file rather than by libgsasl.
 local lua_mechs = { XOAUTH2 = true, OAUTHBEARER = true, EXTERNAL = true }
 
--- Mechanisms whose exchange reveals a reusable secret to anyone on the
--- wire: the password (PLAIN, LOGIN) or a bearer token (RFC 7628 section
--- 5 requires TLS for OAUTHBEARER).
-local cleartext = { PLAIN = true, LOGIN = true, XOAUTH2 = true, OAUTHBEARER = true }
+-- Mechanisms that may run without a verified TLS peer: they carry no
+-- password and no token. Every other one either sends the secret in
+-- clear (PLAIN, LOGIN, SECURID, bearer tokens) or hands whoever answers
+-- material for an offline dictionary attack (CRAM-MD5, DIGEST-MD5, SCRAM,
+-- NTLM): a man in the middle who strips STARTTLS gets it (review M1, L13).
+local no_secret = { EXTERNAL = true, ANONYMOUS = true, GSSAPI = true, ["GS2-KRB5"] = true }
+local sends_in_clear = { PLAIN = true, LOGIN = true, SECURID = true, XOAUTH2 = true, OAUTHBEARER = true }
 
 -- Mechanisms that need a user and a password.
 local password_mechs = {
@@ -82,12 +86,16 @@ end
 -- @tparam {string,...} server_mechs names from the EHLO AUTH line
 -- @tparam table opts `mechanisms` (caller's order, any case), `user`,
 -- `password`, `token`, `allow_plaintext`
--- @tparam boolean encrypted whether the connection is under TLS
+-- @tparam boolean secure whether the connection is under TLS with a
+-- verified peer certificate
+-- @tparam[opt] string insecure_why how the connection falls short (for
+-- the message), default "an unencrypted connection"
 -- @return a mechanism name; `false` when authentication is to be skipped
 -- (`mechanisms = {}`, or no credentials given at all and no `mechanisms`);
 -- `nil` when nothing usable is offered. Raises kind `usage` when the only
--- match would send a password or token in clear.
-function sasl.choose(server_mechs, opts, encrypted)
+-- match would give a password or token (or what cracks it) to an
+-- unauthenticated peer and `allow_plaintext` is not true.
+function sasl.choose(server_mechs, opts, secure, insecure_why)
   opts = opts or {}
   local offered = {}
   for _, m in ipairs(server_mechs or {}) do offered[tostring(m):upper()] = true end
@@ -119,7 +127,7 @@ function sasl.choose(server_mechs, opts, encrypted)
     -- EXTERNAL authenticates as whoever the TLS certificate says: only
     -- when asked for by name (it is never in the default lists).
     if offered[m] and sasl.supports(m) then
-      if cleartext[m] and not encrypted and opts.allow_plaintext ~= true then
+      if not no_secret[m] and not secure and opts.allow_plaintext ~= true then
         refused = refused or m
       else
         return m
@@ -127,10 +135,12 @@ function sasl.choose(server_mechs, opts, encrypted)
     end
   end
   if refused then
-    usage("SASL mechanism " .. refused .. " would send the " ..
-      ((refused == "XOAUTH2" or refused == "OAUTHBEARER") and "token" or "password") ..
-      " in clear over an unencrypted connection; use STARTTLS (give 'tls') " ..
-      "or set allow_plaintext = true")
+    local secret = (refused == "XOAUTH2" or refused == "OAUTHBEARER") and "token" or "password"
+    usage("SASL mechanism " .. refused ..
+      (sends_in_clear[refused] and (" would send the " .. secret .. " in clear")
+        or (" would expose material to crack the " .. secret)) ..
+      " over " .. (insecure_why or "an unencrypted connection") ..
+      "; use STARTTLS or implicit TLS with a verified certificate (give 'tls') or set allow_plaintext = true")
   end
   return nil
 end

@@ -115,6 +115,41 @@ describe("smtp in nginx with ngx.socket.tcp() #interop #nginx", function()
     server:stop()
   end)
 
+  nit("refuses to 'verify' an IP address it cannot check, and checks tls.server_name instead (H2)", function()
+    local server = servers.aiosmtpd { tls = true }
+    local body = send { host = server.host, port = server.port, tls = 1, peer = "-",
+      from = "alice@example.org", to = "bob@example.org" }
+    assert.equal("false", json_field(body, "ok"), body)
+    assert.equal('"tls"', json_field(body, "kind"), body)
+    assert.truthy(body:find("server_name", 1, true), body)
+    assert.same({}, server:messages())
+    body = send { host = server.host, port = server.port, tls = 1, peer = "-", server_name = "localhost",
+      from = "alice@example.org", to = "bob@example.org" }
+    assert.equal("true", json_field(body, "ok"), body)
+    assert.equal("true", json_field(body, "peer_verified"), body)
+    server:stop()
+  end)
+
+  nit("never hands a pooled verify=none connection to a verify=peer request (L8)", function()
+    local c = certs.make()
+    local server = servers.aiosmtpd { tls = { cert = c.wrong_host_cert, key = c.wrong_host_key } }
+    local q = { host = server.host, port = server.port, tls = 1, keepalive = 4,
+      from = "alice@example.org", to = "bob@example.org" }
+    q.verify = "none"
+    local b1 = send(q)
+    assert.equal("true", json_field(b1, "ok"), b1)
+    assert.equal("true", json_field(b1, "pooled"), b1)
+    assert.equal("false", json_field(b1, "peer_verified"), b1)
+    -- The certificate is for another name: a new, checked connection fails.
+    q.verify = nil
+    local b2 = send(q)
+    assert.equal("false", json_field(b2, "ok"), b2)
+    assert.equal('"tls"', json_field(b2, "kind"), b2)
+    assert(server:wait_messages(1))
+    assert.equal(1, #server:messages())
+    server:stop()
+  end)
+
   nit("keeps serving other requests while one waits on a slow SMTP server", function()
     local slow = scripted.start([[
 SLEEP 3

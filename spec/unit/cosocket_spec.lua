@@ -72,8 +72,11 @@ local function luasocket_cosocket(opts)
     self.sock = nil
     return 1
   end
+  -- With opts.fake_tls the "handshake" succeeds and the bytes stay
+  -- plaintext, so the scripted server can play both sides of STARTTLS.
   function s.sslhandshake(_, reused, name, verify)
     note("sslhandshake", reused, name, verify)
+    if opts.fake_tls then return true end
     return nil, "no TLS in this test double"
   end
   function s:close()
@@ -324,8 +327,9 @@ describe("smtp.transport.cosocket pool names and TLS", function()
     assert.is_false(t:tls_info().peer_verified)
     local t2 = cosocket.wrap(fake)
     t2:set_deadline(core.now() + 5)
-    assert.is_true(t2:starttls(smtp.tls_config {}, "127.0.0.1"))
-    assert.same({ false, nil, true }, calls[2])
+    assert.is_true(t2:starttls(smtp.tls_config {}, "mx.example.org"))
+    assert.same({ false, "mx.example.org", true }, calls[2])
+    assert.is_true(t2:tls_info().peer_verified)
   end)
 
   it("closes the socket when the handshake fails", function()
@@ -351,5 +355,338 @@ describe("smtp.transport.cosocket pool names and TLS", function()
     local ok, kind = t:send("NOOP\r\n")
     assert.is_nil(ok)
     assert.equal("timeout", kind)
+  end)
+end)
+
+-- A connected cosocket-like table without a server: 'chunks' are what
+-- receiveany (or receive("*l") with lines = true) hands out in turn.
+local function fake_transport(chunks, lines)
+  local f = { sent = {}, handshakes = {}, closed = 0 }
+  function f:send(d)
+    if type(d) == "table" then d = table.concat(d) end
+    self.sent[#self.sent + 1] = d
+    return #d
+  end
+  local function next_chunk()
+    local c = table.remove(chunks, 1)
+    if not c then return nil, "closed" end
+    return c
+  end
+  if lines then
+    function f.receive(_, pattern)
+      assert(pattern == "*l", "unexpected receive pattern")
+      return next_chunk()
+    end
+  else
+    function f.receiveany() return next_chunk() end
+  end
+  function f.settimeouts() end
+  function f:close() self.closed = self.closed + 1; return 1 end
+  function f:sslhandshake(reused, name, verify)
+    self.handshakes[#self.handshakes + 1] = { reused, name, verify }
+    return true
+  end
+  return f
+end
+
+local function raises(kind, fn, ...)
+  local ok, err = pcall(fn, ...)
+  assert.is_false(ok, "no error")
+  assert.is_true(smtp.Error.is(err), tostring(err))
+  assert.equal(kind, err.kind, tostring(err))
+  return err
+end
+
+describe("smtp.transport.cosocket security (review 2026-12)", function()
+  it("H2: refuses verify=peer to an IP literal without tls.server_name (kind tls)", function()
+    for _, ip in ipairs({ "192.0.2.25", "2001:db8::25", "[2001:db8::25]", "[IPv6:2001:db8::25]" }) do
+      local f = fake_transport({ "220 mx.example.org ESMTP\r\n" })
+      local t = cosocket.wrap(f)
+      t:set_deadline(core.now() + 5)
+      local ok, kind, msg = t:starttls(smtp.tls_config {}, ip)
+      assert.is_nil(ok, ip)
+      assert.equal("tls", kind)
+      assert.truthy(msg:find("server_name", 1, true), msg)
+      assert.equal(0, #f.handshakes, ip)
+      assert.is_true(t:is_closed())
+      assert.is_nil(t:tls_info())
+    end
+    for _, host in ipairs({ "192.0.2.25", "[2001:db8::25]" }) do
+      local f = fake_transport({ "220 mx.example.org ESMTP\r\n" })
+      local err = raises("tls", smtp.connect, { host = host, tls_mode = "implicit", tls = {}, transport = f, timeout = 5 })
+      assert.truthy(tostring(err):find("IP address", 1, true), tostring(err))
+      assert.equal(0, #f.handshakes)
+      assert.same({}, f.sent)
+    end
+  end)
+
+  it("H2: checks tls.server_name for an IP target, and verify=none is never reported as verified", function()
+    local f = fake_transport({ "220 mx.example.org ESMTP\r\n" })
+    local c = smtp.connect { host = "192.0.2.25", tls_mode = "implicit", transport = f, timeout = 5,
+      tls = { server_name = "mx.example.org" } }
+    assert.same({ false, "mx.example.org", true }, f.handshakes[1])
+    assert.is_true(c:tls_info().peer_verified)
+    c:close()
+    local f2 = fake_transport({ "220 mx.example.org ESMTP\r\n" })
+    local c2 = smtp.connect { host = "192.0.2.25", tls_mode = "implicit", transport = f2, timeout = 5,
+      tls = { verify = "none" } }
+    assert.same({ false, nil, false }, f2.handshakes[1])
+    assert.is_false(c2:tls_info().peer_verified)
+    c2:close()
+  end)
+
+  it("M5: refuses STARTTLS (kind tls) on a transport that reads with receive('*l')", function()
+    -- The MITM's forged EHLO reply rides in the same segment as the 220.
+    local f = fake_transport({ "220 mx.example.org ESMTP", "250-mx.example.org", "250 STARTTLS",
+      "220 go ahead", "250-mx.example.org", "250 AUTH INJECTED-BY-MITM" }, true)
+    local c = smtp.connect { host = "mx.example.org", transport = f, timeout = 5, local_name = "client.example" }
+    local err = raises("tls", c.authenticate, c, { tls = {}, tls_required = true })
+    assert.truthy(tostring(err):find("receiveany", 1, true), tostring(err))
+    assert.equal(0, #f.handshakes)
+    assert.is_true(c:closed())
+    -- Asked for at connect, STARTTLS is refused before anything is sent.
+    local f2 = fake_transport({ "220 mx.example.org ESMTP" }, true)
+    raises("tls", smtp.connect, { host = "mx.example.org", transport = f2, timeout = 5, tls = {} })
+    assert.same({}, f2.sent)
+  end)
+
+  it("M5: allows implicit TLS on such a transport (the handshake precedes every read)", function()
+    local f = fake_transport({ "220 mx.example.org ESMTP" }, true)
+    local c = smtp.connect { host = "mx.example.org", tls_mode = "implicit", tls = {}, transport = f, timeout = 5 }
+    assert.same({ false, "mx.example.org", true }, f.handshakes[1])
+    assert.is_true(c:tls_info().peer_verified)
+    c:close()
+  end)
+
+  it("L8: keys pools by verify mode, server name and peer name", function()
+    local function name(tls, extra)
+      local o = { user = "alice", password = "one", tls = tls }
+      for k, v in pairs(extra or {}) do o[k] = v end
+      return cosocket.pool_name(o, "mx", 25, "none")
+    end
+    assert.are_not.equal(name { verify = "none" }, name { verify = "peer" })
+    assert.are_not.equal(name { verify = "none" }, name {})
+    assert.are_not.equal(name { verify = false }, name { verify = true })
+    assert.equal(name { verify = "peer" }, name { verify = true })
+    assert.are_not.equal(name { server_name = "a.example" }, name { server_name = "b.example" })
+    assert.are_not.equal(name({}, { tls_peer = "a.example" }), name({}, { tls_peer = "b.example" }))
+    assert.are_not.equal(name(smtp.tls_config { verify = "none" }), name(smtp.tls_config {}))
+    assert.equal(name(smtp.tls_config { verify = "none" }), name { verify = "none" })
+  end)
+
+  it("L8: never hands a pooled verify=none connection to a verify=peer request", function()
+    local TLS_EHLO = [[
+S: 220 mx.example.org ESMTP
+C: EHLO client.example
+S: 250-mx.example.org
+S: 250 STARTTLS
+C: STARTTLS
+S: 220 go ahead
+C: EHLO client.example
+S: 250-mx.example.org
+S: 250 ENHANCEDSTATUSCODES
+]]
+    local server = scripted.start(TLS_EHLO .. "C: RSET\nS: 250 reset\nNEXT\n" .. TLS_EHLO .. "C: QUIT\nS: 221 bye\n", 2)
+    local s1, s2 = luasocket_cosocket { fake_tls = true }, luasocket_cosocket { fake_tls = true }
+    local ok, err = pcall(function()
+      local o1 = connect_opts(server, s1, { tls = { verify = "none" }, tls_peer = "mx.example.org" })
+      local c1 = smtp.connect(o1)
+      c1:authenticate { tls = o1.tls, tls_peer = o1.tls_peer }
+      assert.is_false(c1:tls_info().peer_verified)
+      assert.is_true(c1:set_keepalive(10000, 5))
+      local o2 = connect_opts(server, s2, { tls = { verify = "peer" }, tls_peer = "mx.example.org" })
+      local c2 = smtp.connect(o2)
+      c2:authenticate { tls = o2.tls, tls_peer = o2.tls_peer }
+      assert.is_true(c2:tls_info().peer_verified)
+      c2:quit()
+    end)
+    local sok, serr = server:result(5)
+    assert.is_true(ok, tostring(err))
+    assert.is_true(sok, serr)
+    assert.are_not.equal(called(s1, "connect")[1][4], called(s2, "connect")[1][4])
+    assert.same({ "sslhandshake", false, "mx.example.org", true }, called(s2, "sslhandshake")[1])
+  end)
+
+  it("L8: pools a connection only in the TLS state its pool name promises", function()
+    local server = scripted.start([[
+S: 220 mx.example.org ESMTP
+C: EHLO client.example
+S: 250 mx.example.org
+C: QUIT
+S: 221 bye
+NEXT
+S: 220 mx.example.org ESMTP
+C: EHLO client.example
+S: 250-mx.example.org
+S: 250 STARTTLS
+C: STARTTLS
+S: 220 go ahead
+C: EHLO client.example
+S: 250 mx.example.org
+C: QUIT
+S: 221 bye
+]], 2)
+    local s1, s2 = luasocket_cosocket { fake_tls = true }, luasocket_cosocket { fake_tls = true }
+    local ok, err = pcall(function()
+      -- Opportunistic TLS that fell back to plaintext: not what the name says.
+      local tls = { verify = "none" }
+      local o = { tls = tls, tls_peer = "mx.example.org", tls_required = false }
+      local c1 = smtp.connect(connect_opts(server, s1, o))
+      c1:authenticate(o)
+      assert.is_nil(c1:tls_info())
+      assert.is_false(c1:set_keepalive(10000, 5))
+      -- TLS asked for only in authenticate: the pool name promised none.
+      local c2 = smtp.connect(connect_opts(server, s2))
+      c2:authenticate(o)
+      assert.is_false(c2:set_keepalive(10000, 5))
+    end)
+    local sok, serr = server:result(5)
+    assert.is_true(ok, tostring(err))
+    assert.is_true(sok, serr)
+    assert.equal(0, #called(s1, "setkeepalive"))
+    assert.equal(0, #called(s2, "setkeepalive"))
+  end)
+
+  it("L8: a resumed connection reports the TLS facts of its own handshake", function()
+    local server = scripted.start([[
+S: 220 mx.example.org ESMTP
+C: EHLO client.example
+S: 250-mx.example.org
+S: 250 STARTTLS
+C: STARTTLS
+S: 220 go ahead
+C: EHLO client.example
+S: 250 mx.example.org
+C: RSET
+S: 250 reset
+C: RSET
+S: 250 reset
+C: QUIT
+S: 221 bye
+]])
+    local s1, s2 = luasocket_cosocket { fake_tls = true }, luasocket_cosocket { fake_tls = true }
+    local ok, err = pcall(function()
+      local o = { tls = { verify = "peer" }, tls_peer = "mx.example.org", tls_required = true }
+      local c1 = smtp.connect(connect_opts(server, s1, o))
+      c1:authenticate(o)
+      assert.is_true(c1:set_keepalive(10000, 5))
+      local c2 = smtp.connect(connect_opts(server, s2, o))
+      c2:authenticate(o)
+      local info = c2:tls_info()
+      assert.is_table(info, "no tls_info on the resumed connection")
+      assert.is_true(info.peer_verified)
+      c2:quit()
+    end)
+    local sok, serr = server:result(5)
+    assert.is_true(ok, tostring(err))
+    assert.is_true(sok, serr)
+    assert.equal(0, #called(s2, "sslhandshake"))
+  end)
+
+  it("L9: refuses TLS options the cosocket transport cannot honour (kind usage, naming the option)", function()
+    local values = { ca_file = "/etc/ssl/private-ca.pem", ca_path = "/etc/ssl/certs", ca_pem = "-----BEGIN",
+      min_version = "1.3", cert_file = "/c.pem", key_file = "/k.pem", cert_pem = "-----BEGIN",
+      key_pem = "-----BEGIN", key_password = "x" }
+    for opt, v in pairs(values) do
+      for _, mode in ipairs({ "implicit", "none" }) do
+        local f = fake_transport({ "220 mx.example.org ESMTP\r\n" })
+        local err = raises("usage", smtp.connect, { host = "mx.example.org", tls_mode = mode, transport = f,
+          timeout = 5, tls = { [opt] = v } })
+        assert.truthy(err.message:find("'" .. opt .. "'", 1, true), err.message)
+        assert.equal(0, #f.handshakes)
+      end
+    end
+    -- In authenticate too, before STARTTLS is sent.
+    local f = fake_transport({ "220 mx.example.org ESMTP\r\n" })
+    local c = smtp.connect { host = "mx.example.org", transport = f, timeout = 5 }
+    local err = raises("usage", c.authenticate, c, { tls = { ca_file = "/etc/ssl/private-ca.pem" } })
+    assert.truthy(err.message:find("'ca_file'", 1, true), err.message)
+    assert.same({}, f.sent)
+    c:close()
+  end)
+
+  it("L10: keeps the user and the password out of pool names and module tables", function()
+    local USER, PW = "alice-the-user", "s3cret-PW!"
+    local server = scripted.start(([[
+S: 220 mx.example.org ESMTP
+C: EHLO client.example
+S: 250-mx.example.org
+S: 250 AUTH PLAIN
+C: AUTH PLAIN %s
+S: 235 ok
+C: RSET
+S: 250 reset
+]]):format(core.b64_encode("\0" .. USER .. "\0" .. PW)))
+    local s1 = luasocket_cosocket()
+    local client
+    local ok, err = pcall(function()
+      local o = { user = USER, password = PW, allow_plaintext = true }
+      client = smtp.connect(connect_opts(server, s1, o))
+      client:authenticate(o)
+      assert.is_true(client:set_keepalive(10000, 5))
+    end)
+    local sok, serr = server:result(5)
+    assert.is_true(ok, tostring(err))
+    assert.is_true(sok, serr)
+    local pool = called(s1, "connect")[1][4]
+    assert.is_string(pool)
+    for _, secret in ipairs({ USER, PW }) do
+      assert.is_nil(pool:find(secret, 1, true), pool)
+      assert.is_nil(tostring(client._auth_creds):find(secret, 1, true))
+    end
+    -- Everything the module keeps: its tables and its functions' upvalues.
+    local seen = {}
+    local function scan(v, path)
+      if seen[v] then return end
+      if type(v) == "string" then
+        assert.is_nil(v:find(USER, 1, true), path)
+        assert.is_nil(v:find(PW, 1, true), path)
+      elseif type(v) == "table" and v ~= _G and v ~= package.loaded then
+        seen[v] = true
+        for k, x in pairs(v) do
+          scan(k, path .. ".<key>")
+          scan(x, path .. "." .. tostring(k))
+        end
+      elseif type(v) == "function" then
+        seen[v] = true
+        local i = 1
+        while true do
+          local name, x = debug.getupvalue(v, i)
+          if not name then break end
+          if name ~= "_ENV" then scan(x, path .. "^" .. name) end
+          i = i + 1
+        end
+      end
+    end
+    scan(cosocket, "cosocket")
+  end)
+
+  it("L14: a NUL byte in the message fails as usage/not_sent before any body byte or terminator", function()
+    for _, chunking in ipairs({ false, true }) do
+      local ext = chunking and "250-CHUNKING\r\n" or ""
+      local f = fake_transport({ "220 mx.example.org ESMTP\r\n", "250-mx.example.org\r\n" .. ext .. "250 8BITMIME\r\n",
+        "250 ok\r\n", "250 ok\r\n", "354 go\r\n" })
+      local c = smtp.connect { host = "mx.example.org", transport = f, timeout = 5, local_name = "c.example" }
+      -- A function source: a string with a NUL is judged before MAIL.
+      local chunks = { "Subject: t\r\n\r\n", "before\0after\r\n" }
+      local err = raises("usage", c.sendmail, c, function() return table.remove(chunks, 1) end,
+        { from = "a@example.org", to = { "b@example.org" } })
+      assert.equal("not_sent", err.outcome)
+      assert.is_false(err.retryable)
+      assert.truthy(err.message:find("NUL", 1, true), err.message)
+      local wire = table.concat(f.sent)
+      assert.is_nil(wire:find("before", 1, true), wire)
+      assert.is_nil(wire:find("\r\n.\r\n", 1, true), wire)
+      assert.is_nil(wire:find("BDAT", 1, true), wire)
+      assert.is_true(f.closed >= 1)
+    end
+  end)
+
+  it("L10: pool_key is a keyed digest (64 hex digits, stable within the process)", function()
+    local a = core.pool_key("alice|s3cret")
+    assert.equal(64, #a)
+    assert.truthy(a:find("^%x+$"))
+    assert.equal(a, core.pool_key("alice|s3cret"))
+    assert.are_not.equal(a, core.pool_key("alice|s3creT"))
   end)
 end)

@@ -468,11 +468,11 @@ describe("smtp.sasl.choose()", function()
   local rows = {
     { "default order, strongest first", all, pw, true, "SCRAM-SHA-256" },
     { "default order without SCRAM-SHA-256", { "PLAIN", "SCRAM-SHA-1", "CRAM-MD5" }, pw, true, "SCRAM-SHA-1" },
-    { "CRAM-MD5 before PLAIN", { "LOGIN", "PLAIN", "CRAM-MD5" }, pw, false, "CRAM-MD5" },
+    { "CRAM-MD5 before PLAIN", { "LOGIN", "PLAIN", "CRAM-MD5" }, pw, true, "CRAM-MD5" },
     { "PLAIN under TLS", { "LOGIN", "PLAIN" }, pw, true, "PLAIN" },
     { "caller order wins", all, with(pw, { mechanisms = { "LOGIN", "PLAIN" } }), true, "LOGIN" },
     { "caller order is case-insensitive", { "plain", "Cram-Md5" },
-      with(pw, { mechanisms = { "cram-md5" } }), false, "CRAM-MD5" },
+      with(pw, { mechanisms = { "cram-md5" } }), true, "CRAM-MD5" },
     { "caller order skips what the server lacks", { "PLAIN" },
       with(pw, { mechanisms = { "SCRAM-SHA-1", "plain" } }), true, "PLAIN" },
     { "empty list skips authentication", all, with(pw, { mechanisms = {} }), true, false },
@@ -485,8 +485,10 @@ describe("smtp.sasl.choose()", function()
     { "EXTERNAL never by default", { "EXTERNAL" }, pw, true, nil },
     { "EXTERNAL when asked", all, { mechanisms = { "EXTERNAL" } }, false, "EXTERNAL" },
     { "plaintext allowed explicitly", { "PLAIN" }, with(pw, { allow_plaintext = true }), false, "PLAIN" },
-    { "plaintext skipped for a later safe match", { "PLAIN", "CRAM-MD5" },
-      with(pw, { mechanisms = { "PLAIN", "CRAM-MD5" } }), false, "CRAM-MD5" },
+    { "CRAM-MD5 in clear allowed explicitly", { "CRAM-MD5" }, with(pw, { allow_plaintext = true }), false,
+      "CRAM-MD5" },
+    { "a mechanism without a secret in clear", { "PLAIN", "ANONYMOUS" },
+      with(pw, { mechanisms = { "PLAIN", "ANONYMOUS" } }), false, sasl.supports("ANONYMOUS") and "ANONYMOUS" or nil },
   }
   for _, r in ipairs(rows) do
     it(r[1], function()
@@ -498,6 +500,8 @@ describe("smtp.sasl.choose()", function()
     { { "PLAIN", "LOGIN" }, pw, "PLAIN.*password" },
     { { "LOGIN" }, pw, "LOGIN" },
     { { "XOAUTH2" }, { user = "u", token = "t" }, "XOAUTH2.*token" },
+    { { "CRAM-MD5", "PLAIN" }, pw, "CRAM%-MD5.*crack the password" },
+    { { "SCRAM-SHA-256" }, pw, "SCRAM%-SHA%-256.*crack" },
   } do
     it("refuses " .. case[1][1] .. " in clear and says how to allow it", function()
       local ok, err = pcall(sasl.choose, case[1], case[2], false)

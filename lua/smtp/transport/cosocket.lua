@@ -6,15 +6,24 @@
 -- reply parser and DATA encoder judge and shape every byte; this file only
 -- moves them. STARTTLS (RFC 3207) and implicit TLS (RFC 8314) use the
 -- socket's sslhandshake. Any failure closes the socket (DESIGN D).
+--
+-- TLS here is nginx's: trust comes from lua_ssl_trusted_certificate and
+-- the name check needs a DNS name (lua-nginx-module checks no IP
+-- addresses). What this transport cannot honour it refuses rather than
+-- ignores (review 2026-12, H2, M5, L9).
 local core = require "smtp.core"
+local Error = require "smtp.error"
 
-local type, tostring, setmetatable, pcall, concat, floor =
-  type, tostring, setmetatable, pcall, table.concat, math.floor
+local type, tostring, setmetatable, pcall, error, ipairs, concat, floor =
+  type, tostring, setmetatable, pcall, error, ipairs, table.concat, math.floor
 local now = core.now
 
 local M = {}
 
--- Pool name -> the state its connections were left in (per worker).
+-- Pool name -> {state=, tls=}: what its connections were left in (per
+-- worker). A connection is pooled only in the state its name promises
+-- (Cosocket:pool_accepts), so every connection of a pool has the same
+-- TLS and authentication facts and sharing them by name is exact.
 local pool_states = {}
 
 local Cosocket = {}
@@ -145,6 +154,7 @@ function Cosocket:_receive_some()
   local sock = self._sock
   if not self:_arm() then return self:_fail("timeout", "read timed out") end
   local data, err
+  self._read = true
   if sock.receiveany then
     data, err = sock:receiveany(READ_MAX)
   else
@@ -177,11 +187,20 @@ end
 -- -> bytes encoded | nil, kind, msg. The chunk goes through the C
 -- encoder; with 'final' its tail (the terminator for DATA) follows; with
 -- 'bdat' the bytes are framed as "BDAT n[ LAST]" (RFC 3030). 'prefix'
--- and 'trailer' are pipelined command bytes sent in the same write.
+-- and 'trailer' are pipelined command bytes sent in the same write. A
+-- message the encoder refuses fails with a fourth value "source".
 function Cosocket:send_data(stuffer, chunk, final, bdat, prefix, trailer)
   if self._closed then return self:_closed_failure() end
-  local body = stuffer:encode(chunk or "")
-  local tail = final and stuffer:finish() or ""
+  local body, kind, msg = stuffer:encode(chunk or "")
+  local tail = ""
+  if body and final then tail, kind, msg = stuffer:finish() end
+  if not body or not tail then
+    -- The message cannot go as text (a NUL outside BINARYMIME, review
+    -- L14): as the C transport, nothing of it is sent and the
+    -- connection is closed so that no terminator can follow.
+    self:_fail(kind or "usage", msg)
+    return nil, kind or "usage", msg, "source"
+  end
   local n = #body + #tail
   local parts = {}
   if prefix and prefix ~= "" then parts[#parts + 1] = prefix end
@@ -189,34 +208,73 @@ function Cosocket:send_data(stuffer, chunk, final, bdat, prefix, trailer)
   parts[#parts + 1] = body
   if tail ~= "" then parts[#parts + 1] = tail end
   if trailer and trailer ~= "" then parts[#parts + 1] = trailer end
-  local ok, kind, msg = self:_write(parts)
-  if not ok then return nil, kind, msg end
+  local ok, wkind, wmsg = self:_write(parts)
+  if not ok then return nil, wkind, wmsg end
   return n
 end
 
--- TLS config objects (smtp.tls_config) say whether to verify and may
--- override the peer name; plain tables are read the same way.
-local function tls_settings(cfg, peer)
-  local verify, name = true, nil
-  if type(cfg) == "userdata" or type(cfg) == "table" then
-    local ok, mode = pcall(function() return cfg:verify_mode() end)
-    if not ok then mode = cfg.verify end
-    verify = mode ~= "none"
-    local ok2, sn = pcall(function() return cfg:server_name() end)
-    if ok2 and type(sn) == "string" then name = sn elseif type(cfg) == "table" then name = cfg.server_name end
-  end
-  return verify, name or peer
+local function field(v)
+  if v == nil then return "-" end
+  v = tostring(v)
+  return #v .. ":" .. v
 end
 
--- An address literal is no server name: no SNI for it (RFC 6066 3).
-local function sni_name(name)
-  if type(name) ~= "string" or name:find("^[%d.]+$") or name:find(":", 1, true) then return nil end
+-- Whether to verify and the name to check, for a TLS config object
+-- (smtp.tls_config) or a table of its options.
+local function tls_settings(cfg, peer)
+  local verify, name = true, nil
+  if type(cfg) == "table" then
+    verify = not (cfg.verify == false or cfg.verify == "none")
+    name = cfg.server_name
+  elseif type(cfg) == "userdata" then
+    local ok, mode = pcall(function() return cfg:verify_mode() end)
+    verify = not (ok and mode == "none")
+    local ok2, sn = pcall(function() return cfg:server_name() end)
+    if ok2 then name = sn end
+  end
+  if type(name) ~= "string" then name = peer end
+  return verify, name
+end
+
+-- The name as a DNS name, or nil for an address literal (no SNI for it,
+-- RFC 6066 3) and for no name at all.
+local function dns_name(name)
+  if type(name) ~= "string" or name == "" or name:find("^[%d.]+$") or name:find("[:%[%]]") then return nil end
   return name
 end
 
+-- What a TLS session on this transport amounts to: verify mode and the
+-- name checked (or only sent as SNI). Nothing else reaches nginx.
+local function tls_key(verify, name)
+  return (verify and "peer" or "none") .. field(dns_name(name))
+end
+
+-- Options of smtp.tls_config that nginx, not this adapter, decides
+-- (lua_ssl_trusted_certificate, lua_ssl_protocols, ...). A config object
+-- cannot be read back beyond verify and server_name (csrc/ltls.c), so
+-- only tables are checked.
+local UNSUPPORTED = { "ca_file", "ca_path", "ca_pem", "cert_file", "key_file", "cert_pem", "key_pem",
+  "key_password", "min_version" }
+
+local function check_tls_options(tls)
+  if type(tls) ~= "table" then return end
+  for _, k in ipairs(UNSUPPORTED) do
+    if tls[k] ~= nil then
+      error(Error.new { kind = "usage", message = "TLS option '" .. k .. "' cannot be honoured by the cosocket"
+        .. " transport (nginx's lua_ssl_* directives decide trust, versions and client certificates there);"
+        .. " remove it or use the C transport" }, 0)
+    end
+  end
+end
+
+local STARTTLS_NEEDS_RECEIVEANY = "STARTTLS needs a transport with receiveany (lua-nginx-module 0.10.14+):"
+  .. " through receive(\"*l\") bytes injected after the 220 reply cannot be detected; use implicit TLS"
+
 --- starttls(config, peer_name) -> true | nil, kind, msg: the socket's own
--- handshake (certificate check per nginx's lua_ssl_trusted_certificate;
--- the host name is checked whenever 'verify' is "peer").
+-- handshake. Certificates are checked per nginx's
+-- lua_ssl_trusted_certificate, and the DNS name (config's server_name,
+-- else peer_name) whenever 'verify' is "peer"; with no DNS name to
+-- check, verify "peer" is refused.
 function Cosocket:starttls(cfg, peer)
   if self._closed then return self:_closed_failure() end
   if self._tls then error("TLS is already active on this connection", 2) end
@@ -224,14 +282,22 @@ function Cosocket:starttls(cfg, peer)
   if not sock.sslhandshake then
     return self:_fail("tls", "this transport has no sslhandshake")
   end
+  -- Implicit TLS starts before any read, so nothing can be buffered yet.
+  if self._read and not sock.receiveany then return self:_fail("tls", STARTTLS_NEEDS_RECEIVEANY) end
   local verify, name = tls_settings(cfg, peer)
+  local sni = dns_name(name)
+  if verify and not sni then
+    local what = (type(name) == "string" and name ~= "") and "the IP address " .. name or "a server without a name"
+    return self:_fail("tls", "cannot verify " .. what .. " over the cosocket transport (nginx checks host"
+      .. " names only): give tls.server_name, the name in the server's certificate, or use the C transport")
+  end
   if not self:_arm() then return self:_fail("timeout", "TLS handshake timed out") end
-  local ok, err = sock:sslhandshake(false, sni_name(name), verify)
+  local ok, err = sock:sslhandshake(false, sni, verify)
   if not ok then
     if err == "timeout" then return self:_fail("timeout", "TLS handshake timed out") end
     return self:_fail("tls", "TLS handshake failed: " .. tostring(err))
   end
-  self._tls = { peer_verified = verify and true or false }
+  self._tls = { peer_verified = verify, key = tls_key(verify, sni) }
   return true
 end
 
@@ -263,6 +329,18 @@ function Cosocket:close()
   pcall(self._sock.close, self._sock)
 end
 
+--- Whether the client's state ('tls' on, 'authenticated') is what this
+-- connection's pool name promises, so it may be pooled: the same TLS
+-- (verify mode and name) as the connect options asked for, or none when
+-- they asked for none; authenticated when they carried credentials.
+function Cosocket:pool_accepts(tls, authenticated)
+  local promise = self._promise
+  if not promise then return false end
+  local key = self._tls and self._tls.key or nil
+  if (tls and true or false) ~= (key ~= nil) or key ~= promise.tls then return false end
+  return authenticated or not promise.creds
+end
+
 --- Hands the connection to the socket's keepalive pool, remembering
 -- 'state' (the client's TLS, EHLO and authentication state) for the
 -- next connection taken from the same pool. The adapter is closed
@@ -284,8 +362,20 @@ function Cosocket:setkeepalive(idle_ms, pool_size, state)
     pcall(sock.close, sock)
     return nil, "io", "setkeepalive failed: " .. tostring(err)
   end
-  pool_states[self._pool] = state
+  pool_states[self._pool] = { state = state, tls = self._tls }
   return true
+end
+
+--- For a connection taken from the pool: the client state it was left
+-- in (nil when unknown), with this adapter's TLS facts restored.
+function Cosocket:resume_state()
+  local saved = self._pool and pool_states[self._pool]
+  if not saved then return nil end
+  -- Re-checked: the saved TLS must be the one the pool name promises.
+  local key = saved.tls and saved.tls.key or nil
+  if not self._promise or key ~= self._promise.tls then return nil end
+  self._tls = saved.tls and { peer_verified = saved.tls.peer_verified, key = key } or nil
+  return saved.state
 end
 
 --- The opaque key of the credentials and TLS wishes in 'opts' (for
@@ -302,36 +392,27 @@ end
 -- Pooling -------------------------------------------------------------------
 -- A pooled connection keeps the state it had (TLS, EHLO capabilities,
 -- authentication); the pool name carries what decides that state, so a
--- connection authenticated as one user is never handed to another.
--- States are remembered per worker, by pool name.
-
-local secret
+-- connection authenticated as one user, or set up with other TLS
+-- settings, is never handed to another. Credentials go into names only
+-- through a keyed hash (HMAC-SHA-256 with a per-process random key kept
+-- in C, smtp.core.pool_key): names are handed to the socket and kept in
+-- pool_states, neither of which may learn a password.
 
 local function digest(s)
-  local ngx = rawget(_G, "ngx")
-  if type(ngx) == "table" and ngx.hmac_sha1 and ngx.encode_base64 then
-    if not secret then
-      local f = io.open("/dev/urandom", "rb")
-      secret = (f and f:read(16) or "") .. tostring(now()) .. tostring({})
-      if f then f:close() end
-    end
-    return ngx.encode_base64(ngx.hmac_sha1(secret, s))
-  end
-  -- In-process only (the pool lives in this process's memory).
-  return s
-end
-
-local function field(v)
-  if v == nil then return "-" end
-  v = tostring(v)
-  return #v .. ":" .. v
+  local d, _, msg = core.pool_key(s)
+  if not d then error(Error.new { kind = "io", message = msg }, 0) end
+  return d
 end
 
 --- The credentials and TLS wishes of an options table, as one opaque
--- string (compared, never shown).
+-- string (compared, never shown). Raises kind usage for TLS options
+-- this transport cannot honour.
 function M.credentials_key(opts)
+  check_tls_options(opts.tls)
+  local tls
+  if opts.tls ~= nil then tls = tls_key(tls_settings(opts.tls, opts.tls_peer)) end
   return digest(concat({ field(opts.user), field(opts.authz), field(opts.password),
-    field(opts.token), field(opts.tls ~= nil), field(opts.tls_required) }, "|"))
+    field(opts.token), field(tls), field(opts.tls_required) }, "|"))
 end
 
 --- The pool name for connect options.
@@ -340,9 +421,14 @@ function M.pool_name(opts, host, port, mode)
     M.credentials_key(opts) }, "|")
 end
 
---- The state a pooled connection was left in (nil when unknown).
-function M.pool_state(name)
-  return pool_states[name]
+--- Raises, before any byte is sent, for what smtp.connect's options ask
+-- of this transport that it cannot do: TLS options it cannot honour
+-- (usage) and STARTTLS without receiveany (tls).
+function M.check(sock, opts, mode)
+  check_tls_options(opts.tls)
+  if mode ~= "implicit" and opts.tls ~= nil and not sock.receiveany then
+    error(Error.new { kind = "tls", message = STARTTLS_NEEDS_RECEIVEANY }, 0)
+  end
 end
 
 -- Connecting -------------------------------------------------------------------
@@ -353,6 +439,11 @@ end
 function M.connect(sock, host, port, deadline, opts, pool)
   local t = M.wrap(sock, opts)
   t._creds = M.credentials_key(opts)
+  -- What a connection of this pool must be in to be pooled.
+  t._promise = {
+    tls = opts.tls ~= nil and tls_key(tls_settings(opts.tls, opts.tls_peer or host)) or nil,
+    creds = opts.user ~= nil or opts.password ~= nil or opts.token ~= nil,
+  }
   t:set_deadline(deadline)
   -- getreusedtimes() is nil on a socket that is not connected yet.
   local reused = t:reused_times()

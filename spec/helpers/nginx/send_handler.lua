@@ -1,7 +1,8 @@
 -- nginx request handler for nginx_spec.lua: sends one message through
 -- smtp with transport = ngx.socket.tcp() and answers with the sendmail
 -- report (or the error) as JSON. Query arguments: host, port, from, to,
--- subject, timeout, tls (STARTTLS required, peer "localhost"), user,
+-- subject, timeout, tls (STARTTLS required, peer "localhost"), peer (the
+-- tls_peer instead; "-" for none), server_name, verify ("none"), user,
 -- password, plaintext (allow PLAIN without TLS), keepalive (pool size;
 -- the connection goes back to the pool).
 local smtp = require "smtp"
@@ -41,8 +42,9 @@ function M.run()
     transport = ngx.socket.tcp(), local_name = "nginx.test",
   }
   if args.tls then
-    opts.tls = { verify = "peer" }
-    opts.tls_peer = "localhost"
+    opts.tls = { verify = args.verify or "peer", server_name = args.server_name }
+    opts.tls_peer = args.peer or "localhost"
+    if opts.tls_peer == "-" then opts.tls_peer = nil end
     opts.tls_required = true
   end
   if args.user then opts.user, opts.password = args.user, args.password end
