@@ -134,6 +134,14 @@ function smtp.message(spec)
   return require("smtp.message").new(spec)
 end
 
+--- A pool of connections over several servers, with retry, failover,
+-- weighted spreading and rate limits (lua/smtp/pool.lua).
+-- @tparam table opts see `smtp.Pool.new`
+-- @treturn smtp.Pool
+function smtp.pool(opts)
+  return require("smtp.pool").new(opts)
+end
+
 --- A reusable TLS configuration (mbedTLS). See SPEC section 3.
 -- @tparam table opts `verify`, `ca_file`, `ca_path`, `ca_pem`, `cert_file`,
 -- `key_file`, `cert_pem`, `key_pem`, `key_password`, `min_version`,

@@ -1,0 +1,393 @@
+-- smtp.pool against scripted servers: connection reuse with an RSET
+-- health check, max_messages, idle_timeout, failover (connect refused,
+-- 421 greeting, TLS failure), cool-down, smooth weighted spreading,
+-- retries only to recipients not yet accepted with exponential backoff,
+-- permanent and unknown outcomes, and per-server rate limits. Every byte
+-- the pool sends is checked by the transcripts; time is a fake clock
+-- (the undocumented _now option) advanced by the injected sleep.
+local smtp = require "smtp"
+local scripted = require "helpers.scripted"
+
+local GREET = "S: 220 mx ESMTP\nC: EHLO client.example\nS: 250-mx\nS: 250 ENHANCEDSTATUSCODES\n"
+local RSET = "C: RSET\nS: 250 2.0.0 ok\n"
+local QUIT = "C: QUIT\nS: 221 2.0.0 bye\n"
+local RAW = "From: a@example.org\r\nTo: b@example.org\r\nSubject: t\r\n\r\nbody\r\n"
+local RAW3 = "From: a@example.org\r\nTo: b@example.org, c@example.org, d@example.org\r\n\r\nhi\r\n"
+
+-- One lockstep transaction; 'rcpts' = { {address, reply}, ... }.
+local function txn(rcpts, final)
+  local t = { "C: MAIL FROM:<a@example.org>", "S: 250 2.1.0 ok" }
+  for _, r in ipairs(rcpts or { { "b@example.org", "250 2.1.5 ok" } }) do
+    t[#t + 1] = "C: RCPT TO:<" .. r[1] .. ">"
+    t[#t + 1] = "S: " .. r[2]
+  end
+  t[#t + 1] = "C: DATA\nS: 354 go\nBODY\nS: " .. (final or "250 2.0.0 queued as Q1")
+  return table.concat(t, "\n") .. "\n"
+end
+
+-- n transactions over one connection, RSET before each reused one.
+local function txns(n)
+  local t = { GREET }
+  for i = 1, n do
+    if i > 1 then t[#t + 1] = RSET end
+    t[#t + 1] = txn()
+  end
+  return table.concat(t)
+end
+
+local function fake_time()
+  local clock = { t = 1000, delays = {} }
+  clock.now = function() return clock.t end
+  clock.sleep = function(s)
+    clock.delays[#clock.delays + 1] = s
+    clock.t = clock.t + s
+  end
+  return clock
+end
+
+local started = {}
+local function server(transcript, connections)
+  local h = scripted.start(transcript, connections)
+  started[#started + 1] = h
+  return h
+end
+
+-- A port nothing listens on: a scripted server's, after it is stopped.
+local function dead_port()
+  local h = scripted.start("S: 220 x\n")
+  local port = h.port
+  h:stop()
+  return port
+end
+
+local function pool_of(servers, clock, extra)
+  local opts = {
+    servers = servers, timeout = 5, local_name = "client.example",
+    _now = clock.now, sleep = clock.sleep, cooldown = 30,
+    retry = { limit = 5, base = 1, factor = 2, jitter = 0.2 },
+  }
+  for k, v in pairs(extra or {}) do opts[k] = v end
+  return smtp.pool(opts)
+end
+
+local function entry(h, more)
+  local e = { host = "127.0.0.1", port = type(h) == "number" and h or h.port }
+  for k, v in pairs(more or {}) do e[k] = v end
+  return e
+end
+
+local function label(h) return "127.0.0.1:" .. (type(h) == "number" and h or h.port) end
+
+local function expect_ok(h)
+  local ok, why, received = h:result(10)
+  assert.is_true(ok, why)
+  return received
+end
+
+local function count(s, pat)
+  local n = 0
+  for _ in s:gmatch(pat) do n = n + 1 end
+  return n
+end
+
+after_each(function()
+  for _, h in ipairs(started) do h:stop() end
+  started = {}
+end)
+
+describe("smtp.pool options", function()
+  it("rejects bad options with kind usage", function()
+    for _, opts in ipairs({
+      {}, { servers = {} }, { servers = { { port = 25 } } },
+      { servers = { { host = "x", weight = 0 } } },
+      { servers = { { host = "x" } }, max_messages = 0 },
+      { servers = { { host = "x" } }, retry = { limit = 0 } },
+      { servers = { { host = "x" } }, retry = { jitter = 2 } },
+      { servers = { { host = "x" } }, rate = { per = 1 } },
+      { servers = { { host = "x" } }, transport = {} },
+      { servers = { { host = "x" } }, sleep = 1 },
+    }) do
+      local ok, err = pcall(smtp.pool, opts)
+      assert.is_false(ok)
+      assert.is_true(smtp.Error.is(err), tostring(err))
+      assert.equal("usage", err.kind)
+    end
+  end)
+end)
+
+describe("smtp.pool connections", function()
+  it("reuses a connection after RSET and reconnects after max_messages", function()
+    local h = server(txns(2) .. QUIT .. "NEXT\n" .. txns(1) .. QUIT, 2)
+    local clock = fake_time()
+    local pool = pool_of({ entry(h) }, clock, { max_messages = 2 })
+    for _ = 1, 3 do
+      local report = pool:send(RAW)
+      assert.same({ "b@example.org" }, report.accepted)
+      assert.equal(1, report.tries)
+      assert.equal(label(h), report.server)
+      assert.same({ label(h) }, report.servers)
+      assert.equal("Q1", report.reply.queue_id)
+    end
+    pool:close()
+    local received = expect_ok(h)
+    assert.equal(1, count(received[1], "RSET\r\n"))
+    assert.equal(0, count(received[2], "RSET\r\n"))
+    assert.same({}, clock.delays)
+  end)
+
+  it("drops an idle connection that fails its health check, without a try", function()
+    local h = server(GREET .. txn() .. "C: RSET\nS: 451 4.3.0 not now\nNEXT\n" .. GREET .. txn() .. QUIT, 2)
+    local clock = fake_time()
+    local pool = pool_of({ entry(h) }, clock)
+    assert.equal(1, pool:send(RAW).tries)
+    local report = pool:send(RAW)
+    assert.equal(1, report.tries)
+    assert.same({ "b@example.org" }, report.accepted)
+    pool:close()
+    expect_ok(h)
+  end)
+
+  it("closes a connection idle longer than idle_timeout instead of reusing it", function()
+    local h = server(GREET .. txn() .. "NEXT\n" .. GREET .. txn() .. QUIT, 2)
+    local clock = fake_time()
+    local pool = pool_of({ entry(h) }, clock, { idle_timeout = 10 })
+    pool:send(RAW)
+    clock.t = clock.t + 11
+    pool:send(RAW)
+    pool:close()
+    local received = expect_ok(h)
+    assert.equal(0, count(received[1], "RSET\r\n"))
+  end)
+end)
+
+describe("smtp.pool failover", function()
+  it("goes to the next server at once when a connection is refused, and skips it while cooling down", function()
+    local dead = dead_port()
+    local good = server(txns(4) .. QUIT)
+    local clock = fake_time()
+    local pool = pool_of({ entry(dead), entry(good) }, clock)
+    local report = pool:send(RAW)
+    assert.equal(2, report.tries)
+    assert.same({ label(dead), label(good) }, report.servers)
+    assert.equal(label(good), report.server)
+    assert.same({}, clock.delays) -- no backoff: another server was ready
+    -- Within the cool-down the dead server is not tried.
+    clock.t = clock.t + 29
+    report = pool:send(RAW)
+    assert.same({ label(good) }, report.servers)
+    -- After it, it is in the rotation again (and fails over again).
+    clock.t = clock.t + 2
+    local tried = 0
+    for _ = 1, 2 do
+      report = pool:send(RAW)
+      assert.equal(label(good), report.server)
+      if report.servers[1] == label(dead) then tried = tried + 1 end
+    end
+    assert.equal(1, tried)
+    pool:close()
+    expect_ok(good)
+  end)
+
+  it("fails over on a 421 greeting", function()
+    local busy = server("S: 421 4.3.2 busy\n")
+    local good = server(txns(1) .. QUIT)
+    local clock = fake_time()
+    local pool = pool_of({ entry(busy), entry(good) }, clock)
+    local report = pool:send(RAW)
+    assert.same({ label(busy), label(good) }, report.servers)
+    assert.equal(label(good), report.server)
+    assert.same({}, clock.delays)
+    pool:close()
+    expect_ok(busy)
+    expect_ok(good)
+  end)
+
+  it("fails over on a TLS failure", function()
+    -- Implicit TLS to a plaintext server: the handshake fails.
+    local plain = server("S: 220 not tls\n")
+    local good = server(txns(1) .. QUIT)
+    local clock = fake_time()
+    local pool = pool_of({ entry(plain, { tls_mode = "implicit", tls = { verify = "none" } }), entry(good) }, clock)
+    local report = pool:send(RAW)
+    assert.same({ label(plain), label(good) }, report.servers)
+    assert.equal(label(good), report.server)
+    pool:close()
+    expect_ok(good)
+  end)
+
+  it("waits for the earliest server back when every one is cooling down", function()
+    local dead = dead_port()
+    local clock = fake_time()
+    local pool = pool_of({ entry(dead) }, clock, { cooldown = 7, retry = { limit = 2, base = 1, jitter = 0 } })
+    local ok, err = pcall(pool.send, pool, RAW)
+    assert.is_false(ok)
+    assert.equal("io", err.kind)
+    assert.equal(2, err.tries)
+    assert.same({ label(dead), label(dead) }, err.report.servers)
+    assert.same({ "b@example.org" }, { err.report.rejected[1].recipient })
+    -- Backoff 1 s, then the rest of the 7 s cool-down.
+    assert.same({ 1, 6 }, clock.delays)
+  end)
+
+  it("spreads 3:1 weights over 40 messages", function()
+    local a = server(txns(30) .. QUIT)
+    local b = server(txns(10) .. QUIT)
+    local clock = fake_time()
+    local pool = pool_of({ entry(a, { weight = 3 }), entry(b, { weight = 1 }) }, clock)
+    local by = {}
+    for _ = 1, 40 do
+      local s = pool:send(RAW).server
+      by[s] = (by[s] or 0) + 1
+    end
+    pool:close()
+    assert.is_true(math.abs(by[label(a)] - 30) <= 3, tostring(by[label(a)]))
+    assert.is_true(math.abs(by[label(b)] - 10) <= 1, tostring(by[label(b)]))
+    local ra, rb = expect_ok(a), expect_ok(b)
+    assert.equal(30, count(ra[1], "MAIL FROM"))
+    assert.equal(10, count(rb[1], "MAIL FROM"))
+  end)
+end)
+
+describe("smtp.pool retries", function()
+  it("retries only the recipients refused with 4xx, with exponential backoff", function()
+    local h = server(GREET
+      .. txn({ { "b@example.org", "250 2.1.5 ok" }, { "c@example.org", "450 4.2.0 later" },
+        { "d@example.org", "550 5.1.1 unknown" } }, "250 2.0.0 queued as FIRST")
+      .. RSET .. txn({ { "c@example.org", "451 4.3.0 still later" } }):gsub("C: DATA.*$", "")
+      .. RSET .. RSET .. txn({ { "c@example.org", "250 2.1.5 ok" } }, "250 2.0.0 queued as THIRD")
+      .. QUIT)
+    local clock = fake_time()
+    local pool = pool_of({ entry(h) }, clock)
+    local report = pool:send(RAW3)
+    pool:close()
+    expect_ok(h)
+    assert.equal(3, report.tries)
+    assert.same({ "b@example.org", "c@example.org" }, report.accepted)
+    assert.equal(1, #report.rejected)
+    assert.equal("d@example.org", report.rejected[1].recipient)
+    assert.equal(550, report.rejected[1].error.code)
+    assert.equal("THIRD", report.reply.queue_id)
+    assert.equal(2, #clock.delays)
+    assert.is_true(clock.delays[1] >= 0.8 and clock.delays[1] <= 1.2, tostring(clock.delays[1]))
+    assert.is_true(clock.delays[2] >= 1.6 and clock.delays[2] <= 2.4, tostring(clock.delays[2]))
+  end)
+
+  it("keeps backoff delays within base * factor^(try-1), capped, +- jitter", function()
+    local pool = smtp.pool { servers = { { host = "x" } },
+      retry = { base = 0.5, factor = 3, max_delay = 10, jitter = 0.25 } }
+    for try = 1, 5 do
+      local want = math.min(0.5 * 3 ^ (try - 1), 10)
+      local lo, hi = math.huge, 0
+      for _ = 1, 400 do
+        local d = pool:_backoff(try)
+        if d < lo then lo = d end
+        if d > hi then hi = d end
+      end
+      assert.is_true(lo >= want * 0.75 - 1e-9 and hi <= want * 1.25 + 1e-9, try .. ": " .. lo .. " " .. hi)
+      -- The jitter is really applied: the draws spread over the band.
+      assert.is_true(lo < want * 0.9 and hi > want * 1.1, try .. ": " .. lo .. " " .. hi)
+    end
+  end)
+
+  it("gives up after retry.limit tries and raises the last error with tries and report", function()
+    local mail451 = "C: MAIL FROM:<a@example.org>\nS: 451 4.3.0 busy\n"
+    -- sendmail RSETs after a refused MAIL; the pool's health check adds one.
+    local h = server(GREET .. mail451 .. RSET .. RSET .. mail451 .. RSET .. RSET .. mail451 .. RSET .. QUIT)
+    local clock = fake_time()
+    local pool = pool_of({ entry(h) }, clock, { retry = { limit = 3, base = 0.5, factor = 2, jitter = 0 } })
+    local ok, err = pcall(pool.send, pool, RAW)
+    pool:close()
+    expect_ok(h)
+    assert.is_false(ok)
+    assert.equal("transient", err.kind)
+    assert.equal(451, err.code)
+    assert.equal(3, err.tries)
+    assert.same({}, err.report.accepted)
+    assert.equal("b@example.org", err.report.rejected[1].recipient)
+    assert.same({ 0.5, 1 }, clock.delays)
+  end)
+
+  it("does not retry a permanent failure", function()
+    local h = server(GREET .. "C: MAIL FROM:<a@example.org>\nS: 550 5.7.1 no\n" .. RSET .. QUIT)
+    local clock = fake_time()
+    local pool = pool_of({ entry(h) }, clock)
+    local ok, err = pcall(pool.send, pool, RAW)
+    pool:close()
+    expect_ok(h)
+    assert.is_false(ok)
+    assert.equal("permanent", err.kind)
+    assert.equal(1, err.tries)
+    assert.same({}, clock.delays)
+  end)
+
+  it("does not resend when the outcome is unknown", function()
+    local h = server(GREET .. "C: MAIL FROM:<a@example.org>\nS: 250 ok\nC: RCPT TO:<b@example.org>\nS: 250 ok\n"
+      .. "C: DATA\nS: 354 go\nBODY\nCLOSE\n")
+    local clock = fake_time()
+    local pool = pool_of({ entry(h), entry(dead_port()) }, clock)
+    local ok, err = pcall(pool.send, pool, RAW)
+    pool:close()
+    -- The server's own verdict trips over its CLOSE; the bytes tell.
+    local _, _, received = h:result(10)
+    assert.equal(1, count(received[1], "\r\n%.\r\n"))
+    assert.is_false(ok)
+    assert.equal("unknown", err.outcome)
+    assert.equal(1, err.tries)
+    assert.same({ label(h) }, err.report.servers)
+  end)
+
+  it("resends after an unknown outcome when retry.on_unknown says so", function()
+    local h = server(GREET .. "C: MAIL FROM:<a@example.org>\nS: 250 ok\nC: RCPT TO:<b@example.org>\nS: 250 ok\n"
+      .. "C: DATA\nS: 354 go\nBODY\nNEXT\n" .. txns(1) .. QUIT, 2)
+    local clock = fake_time()
+    local seen
+    local pool = pool_of({ entry(h) }, clock, { cooldown = 0, retry = { limit = 3, base = 0.1, jitter = 0,
+      on_unknown = function(err, msg) seen = { err.outcome, msg }; return true end } })
+    local report = pool:send(RAW)
+    pool:close()
+    expect_ok(h)
+    assert.same({ "unknown", RAW }, seen)
+    assert.equal(2, report.tries)
+    assert.same({ "b@example.org" }, report.accepted)
+  end)
+
+  it("replays a chunk-function message on a retry", function()
+    local h = server(GREET .. "C: MAIL FROM:<a@example.org>\nS: 451 4.3.0 busy\n" .. RSET .. RSET .. txn() .. QUIT)
+    local clock = fake_time()
+    local pool = pool_of({ entry(h) }, clock)
+    local parts, i = { RAW:sub(1, 20), RAW:sub(21) }, 0
+    local report = pool:send(function() i = i + 1; return parts[i] end)
+    pool:close()
+    local received = expect_ok(h)
+    assert.equal(2, report.tries)
+    assert.truthy(received[1]:find("Subject: t\r\n\r\nbody\r\n.\r\n", 1, true))
+  end)
+end)
+
+describe("smtp.pool rate limits", function()
+  it("holds one server to rate.messages per rate.per seconds", function()
+    local h = server(txns(5) .. QUIT)
+    local clock = fake_time()
+    local pool = pool_of({ entry(h) }, clock, { rate = { messages = 2, per = 1 } })
+    local start = clock.t
+    for _ = 1, 5 do pool:send(RAW) end
+    pool:close()
+    expect_ok(h)
+    -- Sends at 0, 0, 1, 1, 2.
+    assert.equal(2, clock.t - start)
+  end)
+
+  it("uses another server when one is at its limit", function()
+    local a = server(txns(4) .. QUIT)
+    local b = server(txns(2) .. QUIT)
+    local clock = fake_time()
+    local pool = pool_of({ entry(a, { weight = 10 }), entry(b) }, clock, { rate = { messages = 2, per = 1 } })
+    local seq = {}
+    for i = 1, 6 do seq[i] = pool:send(RAW).server == label(a) and "a" or "b" end
+    pool:close()
+    expect_ok(a)
+    expect_ok(b)
+    assert.same({ "a", "a", "b", "b", "a", "a" }, seq)
+    assert.same({ 1 }, clock.delays)
+  end)
+end)
