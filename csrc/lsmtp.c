@@ -4,6 +4,7 @@
 #include "err.h"
 #include "deadline.h"
 #include "lpoolkey.h"
+#include "lfsutil.h"
 
 int smtp_push_failure(lua_State *L, int code, const char *message)
 {
@@ -42,6 +43,7 @@ static const smtp_opener openers[] = {
     lsasl_open,
     ldkim_open,
     lpoolkey_open,
+    lfsutil_open,
     NULL
 };
 

@@ -36,6 +36,7 @@ build = {
         "csrc/lconn.c",
         "csrc/ldkim.c",
         "csrc/ldotstuff.c",
+        "csrc/lfsutil.c",
         "csrc/lpoolkey.c",
         "csrc/lreply.c",
         "csrc/lsasl.c",
