@@ -596,3 +596,81 @@ describe("bin/smtp-send #interop", function()
     end)
   end)
 end)
+
+-- Several --server options and --retry go through smtp.pool: failover,
+-- retry with backoff to what is still pending, and the exit codes kept.
+describe("bin/smtp-send with several servers and --retry #interop #pool", function()
+  local GREET = "S: 220 mx ESMTP\nC: EHLO client.example\nS: 250-mx\nS: 250 ENHANCEDSTATUSCODES\n"
+  local ENVELOPE = "C: MAIL FROM:<a@example.org>\nS: 250 2.1.0 ok\nC: RCPT TO:<b@example.org>\nS: 250 2.1.5 ok\n"
+  local BASE = "--ehlo client.example --timeout 5 --from a@example.org --to b@example.org --subject pool"
+  local started = {}
+
+  local function scripted_server(transcript)
+    local h = scripted.start(transcript)
+    started[#started + 1] = h
+    return h
+  end
+
+  local function dead_port()
+    local h = scripted.start("S: 220 x\n")
+    local port = h.port
+    h:stop()
+    return port
+  end
+
+  after_each(function()
+    for _, h in ipairs(started) do h:stop() end
+    started = {}
+  end)
+
+  it("fails over from a server that refuses connections to the next --server", function()
+    local aio = servers.aiosmtpd()
+    local dead = dead_port()
+    local code, out, err = run(("--server 127.0.0.1:%d --server 127.0.0.1:%d %s"):format(dead, aio.port, BASE), "hi\n")
+    aio:stop()
+    assert.equal(0, code, err)
+    assert.truthy(out:find(("via 127.0.0.1:%d after 2 tries (127.0.0.1:%d, 127.0.0.1:%d)"):format(aio.port, dead,
+      aio.port), 1, true), out)
+    assert.equal(1, #aio:messages())
+  end)
+
+  it("retries a 4xx after a backoff with --retry", function()
+    local h = scripted_server(GREET .. "C: MAIL FROM:<a@example.org>\nS: 451 4.3.0 try later\n"
+      .. "C: RSET\nS: 250 ok\nC: RSET\nS: 250 ok\n" .. ENVELOPE
+      .. "C: DATA\nS: 354 go\nBODY\nS: 250 2.0.0 queued as CLI1\nC: QUIT\nS: 221 bye\n")
+    local t0 = P.now()
+    local code, out, err = run(("--server 127.0.0.1:%d --retry 2 %s"):format(h.port, BASE), "hi\n")
+    local elapsed = P.now() - t0
+    local ok, why = h:result(10)
+    assert.equal(0, code, err)
+    assert.is_true(ok, why)
+    assert.truthy(out:find("after 2 tries", 1, true), out)
+    -- The first backoff is 1 s +- 20%.
+    assert.is_true(elapsed >= 0.8, tostring(elapsed))
+  end)
+
+  it("exits 3 when every server fails, and 1 for a bad --retry", function()
+    local code, _, err = run(("--server 127.0.0.1:%d --server 127.0.0.1:%d %s"):format(dead_port(), dead_port(), BASE),
+      "hi\n")
+    assert.equal(3, code, err)
+    assert.truthy(err:find("^smtp%-send: io"), err)
+    code, _, err = run(("--server 127.0.0.1:25 --retry 0 %s"):format(BASE), "hi\n")
+    assert.equal(1, code, err)
+    assert.truthy(err:find("--retry", 1, true), err)
+  end)
+
+  it("does not retry a 5xx (exit 2) nor an unknown outcome (exit 4)", function()
+    local h = scripted_server(GREET .. "C: MAIL FROM:<a@example.org>\nS: 550 5.7.1 no\nC: RSET\nS: 250 ok\n"
+      .. "C: QUIT\nS: 221 bye\n")
+    local code, _, err = run(("--server 127.0.0.1:%d --retry 3 %s"):format(h.port, BASE), "hi\n")
+    local ok, why = h:result(10)
+    assert.equal(2, code, err)
+    assert.is_true(ok, why)
+    -- The connection breaks after the whole message went out: a second
+    -- try would find no greeting (one connection scripted) and time out.
+    h = scripted_server(GREET .. ENVELOPE .. "C: DATA\nS: 354 go\nBODY\nCLOSE\n")
+    code, _, err = run(("--server 127.0.0.1:%d --retry 3 %s"):format(h.port, BASE), "hi\n")
+    assert.equal(4, code, err)
+    assert.truthy(err:find("may have accepted", 1, true), err)
+  end)
+end)
