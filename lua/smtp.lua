@@ -142,6 +142,14 @@ function smtp.pool(opts)
   return require("smtp.pool").new(opts)
 end
 
+--- A durable spool of messages in `dir` (lua/smtp/outbox.lua):
+-- `put` queues, `run(sender)` delivers with retries; crash-safe.
+-- @tparam string dir
+-- @tparam[opt] table opts `retry`, `on_unknown`
+function smtp.outbox(dir, opts)
+  return require("smtp.outbox").open(dir, opts)
+end
+
 --- A reusable TLS configuration (mbedTLS). See SPEC section 3.
 -- @tparam table opts `verify`, `ca_file`, `ca_path`, `ca_pem`, `cert_file`,
 -- `key_file`, `cert_pem`, `key_pem`, `key_password`, `min_version`,

@@ -61,6 +61,7 @@ build = {
     ["smtp.envelope"] = "lua/smtp/envelope.lua",
     ["smtp.extensions"] = "lua/smtp/extensions.lua",
     ["smtp.message"] = "lua/smtp/message.lua",
+    ["smtp.outbox"] = "lua/smtp/outbox.lua",
     ["smtp.pipeline"] = "lua/smtp/pipeline.lua",
     ["smtp.sasl"] = "lua/smtp/sasl.lua",
     ["smtp.trace"] = "lua/smtp/trace.lua",
