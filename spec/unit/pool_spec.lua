@@ -203,8 +203,10 @@ describe("smtp.pool failover", function()
   end)
 
   it("fails over on a TLS failure", function()
-    -- Implicit TLS to a plaintext server: the handshake fails.
-    local plain = server("S: 220 not tls\n")
+    -- Implicit TLS to a plaintext server: the handshake fails. The
+    -- greeting waits until the ClientHello is out (plaintext already there
+    -- before the handshake would be a protocol error instead).
+    local plain = server("SLEEP 0.2\nS: 220 not tls\n")
     local good = server(txns(1) .. QUIT)
     local clock = fake_time()
     local pool = pool_of({ entry(plain, { tls_mode = "implicit", tls = { verify = "none" } }), entry(good) }, clock)
