@@ -12,7 +12,7 @@ local envelope = require "smtp.envelope"
 
 local type, pairs, ipairs, pcall, error, tostring, setmetatable, rawget, next =
   type, pairs, ipairs, pcall, error, tostring, setmetatable, rawget, next
-local random, huge = math.random, math.huge
+local floor, random, huge = math.floor, math.random, math.huge
 local remove = table.remove
 
 local Pool = {}
@@ -247,9 +247,18 @@ function Pool:_take(srv)
 end
 
 -- After a transaction: back to the idle list, or QUIT after max_messages.
+-- A caller's cosocket goes to its own keepalive pool instead (OpenResty
+-- forbids using one request's cosocket in another; smtp.connect takes it
+-- back, checked with RSET, in whichever request asks next).
 function Pool:_give_back(srv, entry)
   local c = entry.client
   if c:closed() then return end
+  if srv.opts.transport then
+    -- 0 ms would mean "for ever" to ngx; max_messages = 1 asks for QUIT.
+    local ms = floor(self.idle_timeout * 1000)
+    if ms > 0 and self.max_messages > 1 then c:set_keepalive(ms) else c:quit() end
+    return
+  end
   if entry.count >= self.max_messages or #srv.idle >= MAX_IDLE then
     c:quit()
     return

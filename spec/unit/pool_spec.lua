@@ -393,3 +393,92 @@ describe("smtp.pool rate limits", function()
     assert.same({ 1 }, clock.delays)
   end)
 end)
+
+-- A caller's cosocket (OpenResty): a minimal double over LuaSocket, with
+-- a Lua-side keepalive pool by name, as ngx keeps one per worker.
+describe("smtp.pool with a transport function", function()
+  local socket = require "socket"
+  local keepalive = {}
+
+  local function cosocket_double(made)
+    local s = { timeout = 5 }
+    made[#made + 1] = s
+    function s:connect(host, port, copts)
+      self.pool = copts and copts.pool or (host .. ":" .. port)
+      local idle = keepalive[self.pool]
+      if idle and #idle > 0 then
+        self.sock, self.reused = table.remove(idle), 1
+        return 1
+      end
+      local sock = socket.tcp()
+      sock:settimeout(self.timeout)
+      local ok, err = sock:connect(host, port)
+      if not ok then sock:close(); return nil, err end
+      self.sock, self.reused = sock, 0
+      return 1
+    end
+    function s:settimeouts(_, _, r)
+      self.timeout = r / 1000
+      if self.sock then self.sock:settimeout(self.timeout) end
+    end
+    function s:send(data)
+      if not self.sock then return nil, "closed" end
+      return self.sock:send(data)
+    end
+    function s:receiveany(max)
+      if not self.sock then return nil, "closed" end
+      if #socket.select({ self.sock }, nil, self.timeout) == 0 then return nil, "timeout" end
+      self.sock:settimeout(0)
+      local data, err, partial = self.sock:receive(max)
+      self.sock:settimeout(self.timeout)
+      data = data or partial
+      if data and data ~= "" then return data end
+      return nil, err == "timeout" and "timeout" or "closed"
+    end
+    function s:getreusedtimes()
+      if not self.sock then return nil, "closed" end
+      return self.reused
+    end
+    function s:setkeepalive(idle_ms)
+      self.kept_ms = idle_ms
+      keepalive[self.pool] = keepalive[self.pool] or {}
+      table.insert(keepalive[self.pool], self.sock)
+      self.sock = nil
+      return 1
+    end
+    function s:close()
+      if self.sock then self.sock:close() end
+      self.sock = nil
+      return 1
+    end
+    return s
+  end
+
+  after_each(function()
+    for _, idle in pairs(keepalive) do
+      for _, sock in ipairs(idle) do sock:close() end
+    end
+    keepalive = {}
+  end)
+
+  it("opens a cosocket per connection and leaves reuse to its keepalive pool", function()
+    -- set_keepalive checks with RSET before pooling, smtp.connect again
+    -- when it takes the connection back.
+    local h = server(GREET .. txn() .. RSET .. RSET .. txn() .. RSET)
+    local clock = fake_time()
+    local made = {}
+    local pool = pool_of({ entry(h) }, clock,
+      { transport = function() return cosocket_double(made) end, idle_timeout = 7 })
+    assert.equal(1, pool:send(RAW).tries)
+    assert.equal(1, pool:send(RAW).tries)
+    pool:close()
+    assert.equal(2, #made)
+    assert.equal(7000, made[1].kept_ms)
+    assert.equal(1, made[2].reused)
+    for _, idle in pairs(keepalive) do
+      for _, sock in ipairs(idle) do sock:close() end
+    end
+    keepalive = {}
+    expect_ok(h)
+  end)
+end)
