@@ -108,8 +108,10 @@ local function server_of(base, entry, i)
   end
   local weight = number_opt(entry.weight, "servers[" .. i .. "].weight", 1, 0.001)
   local port = o.port or (o.tls_mode == "implicit" and 465 or 25)
+  local host = o.host
+  if host:find(":", 1, true) and not host:find("^%[") then host = "[" .. host .. "]" end
   return {
-    opts = o, weight = weight, current = 0, label = o.host .. ":" .. tostring(port),
+    opts = o, weight = weight, current = 0, label = host .. ":" .. tostring(port),
     idle = {}, sent = {}, down_until = -huge,
   }
 end
@@ -403,8 +405,11 @@ end
 --- Sends one message like `client:sendmail(msg, opts)`, with retries
 -- and failover. Returns sendmail's report plus `tries`, `server`
 -- ("host:port" of the last accepting server) and `servers` (one
--- "host:port" per try). A final failure raises the last smtp.Error with
--- `tries` and `report` (what was accepted so far).
+-- "host:port" per try; an IPv6 host in brackets). When some recipients
+-- were accepted and the others could not be within the tries, the
+-- report is returned with those in `rejected` (sendmail's rule). A final
+-- failure raises the last smtp.Error with `tries` and `report` (what was
+-- accepted so far); an unknown outcome is always raised.
 function Pool:send(msg, opts)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then usage("send options must be a table") end

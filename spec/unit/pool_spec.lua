@@ -274,6 +274,25 @@ describe("smtp.pool retries", function()
     assert.is_true(clock.delays[2] >= 1.6 and clock.delays[2] <= 2.4, tostring(clock.delays[2]))
   end)
 
+  it("returns the report when some recipients were accepted and the rest stay refused after the last try", function()
+    local h = server(GREET
+      .. txn({ { "b@example.org", "250 2.1.5 ok" }, { "c@example.org", "450 4.2.0 later" } })
+      .. RSET .. "C: MAIL FROM:<a@example.org>\nS: 250 2.1.0 ok\nC: RCPT TO:<c@example.org>\nS: 451 4.3.0 still\n"
+      .. RSET .. QUIT)
+    local clock = fake_time()
+    local pool = pool_of({ entry(h) }, clock, { retry = { limit = 2, base = 0.5, jitter = 0 } })
+    local raw = "From: a@example.org\r\nTo: b@example.org, c@example.org\r\n\r\nhi\r\n"
+    local report = pool:send(raw)
+    pool:close()
+    expect_ok(h)
+    assert.equal(2, report.tries)
+    assert.same({ "b@example.org" }, report.accepted)
+    assert.equal(1, #report.rejected)
+    assert.equal("c@example.org", report.rejected[1].recipient)
+    assert.equal(451, report.rejected[1].error.code)
+    assert.same({ 0.5 }, clock.delays)
+  end)
+
   it("keeps backoff delays within base * factor^(try-1), capped, +- jitter", function()
     local pool = smtp.pool { servers = { { host = "x" } },
       retry = { base = 0.5, factor = 3, max_delay = 10, jitter = 0.25 } }
