@@ -502,8 +502,9 @@ function Outbox:_finish(e, body, dest, reason)
     must(nil, kind, msg)
   end
   must(core.fs_sync_dir(self.dir .. "/" .. dest))
+  -- No fsync of queue/ after this: a removal lost in a crash brings back
+  -- a stale copy, which _handle recognises by the final one and removes.
   os.remove(self:_path("queue", e.id))
-  must(core.fs_sync_dir(self.dir .. "/queue"))
 end
 
 -- A malformed file goes to failed/ as it is; entry() re-parses it to say why.
