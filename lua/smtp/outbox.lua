@@ -38,7 +38,8 @@
 --    file whose id is already in sent/, failed/ or hold/ is a stale copy
 --    and is removed, not sent.
 -- Files left in tmp/ by a killed writer are copies of something still in
--- queue/ (or of a put() that never returned an id): never needed again.
+-- queue/ (or of a put() that never returned an id): never needed again;
+-- run() removes those of rewrites (see _sweep_tmp).
 -- The sender must pass opts.progress to sendmail (a plain client and
 -- smtp.pool do); a sender that ignores it loses the "unknown" detection.
 -- A sender that retries inside one send (smtp.pool) leaves the marker set
@@ -642,7 +643,9 @@ function Outbox:_attempt(e, body, holder, sender, stats)
     return self:_defer(e, body, holder, stats, "could not record the in-flight marker: " .. mark_failed)
   end
   if ok then
-    if type(res) ~= "table" then res = {} end
+    -- No error raised means accepted; a sender without a report cannot
+    -- have the message sent again.
+    if type(res) ~= "table" then res = { accepted = left } end
     add_accepted(e, res.accepted)
     local transient = add_refusals(e, res.rejected)
     if #remaining(e) == 0 then
@@ -688,10 +691,38 @@ function Outbox:_attempt(e, body, holder, sender, stats)
   return self:_defer(e, body, holder, stats, why)
 end
 
+-- Files a killed worker left in tmp/. A rewrite's file (<id>.<pid>.<n>)
+-- is written by the holder of queue/<id>'s lock and renamed before the
+-- lock goes: one whose queue file is gone is garbage now, the others are
+-- once this worker holds that lock (see _handle). put()'s own file (<id>)
+-- cannot be told from a put() still running and is left alone.
+function Outbox:_sweep_tmp()
+  local later = {}
+  for _, name in ipairs(must(core.fs_list(self.dir .. "/tmp"))) do
+    local id = name:match("^(.-)%.%d+%.%d+$")
+    if id then
+      if exists(self:_path("queue", id)) then
+        later[id] = later[id] or {}
+        later[id][#later[id] + 1] = name
+      else
+        os.remove(self:_path("tmp", name))
+      end
+    end
+  end
+  return later
+end
+
 -- Handles queue/<name> while holding its lock. Returns "done" (one
 -- message handled), "skip", or "later", next_try.
 function Outbox:_handle(name, holder, sender, stats)
   local qpath = self:_path("queue", name)
+  local garbage = self._tmp_leftovers and self._tmp_leftovers[name]
+  if garbage then
+    -- Listed before this lock was taken: their writer has since renamed
+    -- them or died.
+    for _, t in ipairs(garbage) do os.remove(self:_path("tmp", t)) end
+    self._tmp_leftovers[name] = nil
+  end
   for _, d in ipairs(FINAL) do
     if exists(self:_path(d, name)) then
       -- A worker died between writing the final copy and removing this one.
@@ -773,6 +804,7 @@ function Outbox:run(sender, opts)
   local idle_exit = opts.idle_exit ~= false
   local not_before = {}
   local handled = 0
+  self._tmp_leftovers = self:_sweep_tmp()
   while true do
     local did, soonest = 0, nil
     for _, name in ipairs(self:list("queue")) do

@@ -171,6 +171,19 @@ describe("smtp.outbox files", function()
     assert.matches("id does not match", ob:entry("l-idmismatch").reason)
   end)
 
+  it("run() removes the files killed rewrites left in tmp/, not a put() in progress", function()
+    local clock = fake_clock()
+    local ob = box { clock = clock.now }
+    local id = ob:put(RAW, {})
+    for _, name in ipairs({ id .. ".4242.1", id .. ".4242.2", "1-2-3-4.99.1", "5-6-7-8" }) do
+      P.write_file(ob.dir .. "/tmp/" .. name, "x")
+    end
+    clock.t = clock.t - 100 -- not due: only looked at, under its lock
+    assert.same({ delivered = 0, failed = 0, deferred = 0, unknown = 0 }, ob:run(never))
+    assert.same({ "5-6-7-8" }, require("smtp.core").fs_list(ob.dir .. "/tmp"))
+    assert.same({ id }, ob:list())
+  end)
+
   it("removes a queue copy whose id is already in sent/ (a worker died moving it)", function()
     local ob = box()
     local id = ob:put(RAW, {})
@@ -296,6 +309,52 @@ S: 250 2.0.0 queued as A2
     assert.equal(3, #assert(s:wait_messages(3, 5)))
     pool:close()
     s:stop()
+  end)
+
+  it("a refused DATA delivers to nobody: the next try goes to every recipient again", function()
+    local server = scripted.start(EHLO .. [[
+C: MAIL FROM:<a@example.org>
+S: 250 ok
+C: RCPT TO:<b@example.org>
+S: 250 ok
+C: DATA
+S: 354 go
+BODY
+S: 451 4.3.0 queue full
+NEXT
+]] .. EHLO .. [[
+C: MAIL FROM:<a@example.org>
+S: 250 ok
+C: RCPT TO:<b@example.org>
+S: 250 ok
+C: DATA
+S: 354 go
+BODY
+S: 250 ok
+]] .. QUIT, 2)
+    local ob = box { retry = { base = 0, jitter = 0 } }
+    local id = ob:put(RAW, {})
+    assert.same({ delivered = 0, failed = 0, deferred = 1, unknown = 0 }, ob:run(client_sender(server.port),
+      { max_messages = 1 }))
+    local e = ob:entry(id)
+    assert.same({}, e.accepted)
+    assert.matches("451 4%.3%.0", e.reason)
+    assert.same({ delivered = 1, failed = 0, deferred = 0, unknown = 0 }, ob:run(client_sender(server.port)))
+    local ok, serr = server:result()
+    assert.is_true(ok, serr)
+    assert.same({ "b@example.org" }, ob:entry(id).accepted)
+  end)
+
+  it("keeps the deliveries an smtp.pool error reports (err.tries) and retries the rest", function()
+    local ob = box { retry = { base = 100 } }
+    local id = ob:put(RAW, { to = { "b@example.org", "c@example.org" } })
+    local sender = { send = function()
+      error(smtp.Error.new { kind = "transient", code = 451, message = "later", outcome = "not_sent", tries = 3,
+        report = { accepted = { "b@example.org" }, rejected = { { recipient = "c@example.org",
+          error = smtp.Error.new { kind = "transient", code = 451, recipient = "c@example.org" } } } } }, 0)
+    end }
+    assert.same({ delivered = 0, failed = 0, deferred = 1, unknown = 0 }, ob:run(sender))
+    assert.same({ "b@example.org" }, ob:entry(id).accepted)
   end)
 
   it("moves a permanent failure to failed/ with its kind, code and text", function()
@@ -454,7 +513,52 @@ STALL
     s:stop()
   end)
 
-  it("a live worker that loses the reply after the end of data asks on_unknown", function()
+  -- The marker must be on disk when progress reports the last bytes,
+  -- i.e. before the write that carries them and the terminator.
+  local function marker_checking_sender(port, ob, seen)
+    local inner = client_sender(port)
+    return { send = function(self, msg, o)
+      local progress = o.progress
+      o.progress = function(sent, total)
+        progress(sent, total)
+        if sent >= total then
+          for _, id in ipairs(ob:list()) do seen[#seen + 1] = ob:entry(id).inflight == true end
+        end
+      end
+      return inner.send(self, msg, o)
+    end }
+  end
+
+  it("BDAT: the marker is on disk before BDAT LAST; a lost reply then asks on_unknown", function()
+    local server = scripted.start([[
+S: 220 mx.example.org ESMTP
+C: EHLO client.example
+S: 250-mx.example.org
+S: 250-PIPELINING
+S: 250 CHUNKING
+C: MAIL FROM:<a@example.org>
+C: RCPT TO:<b@example.org>
+BDAT
+S: 250 ok
+S: 250 ok
+CLOSE
+]])
+    local asked
+    local ob = box { on_unknown = function(e) asked = e return "hold" end }
+    local id = ob:put(RAW, {})
+    local seen = {}
+    assert.same({ delivered = 0, failed = 0, deferred = 0, unknown = 1 },
+      ob:run(marker_checking_sender(server.port, ob, seen)))
+    -- (A script ending in CLOSE reports a socket error: not checked.)
+    local _, _, received = server:result()
+    assert.truthy(received[1]:find("BDAT " .. #RAW .. " LAST\r\n", 1, true))
+    assert.same({ true }, seen)
+    assert.equal(id, asked.id)
+    assert.is_true(asked.inflight)
+    assert.equal("hold", ob:entry(id).state)
+  end)
+
+  it("DATA: the marker is on disk before the final dot; a lost reply then asks on_unknown", function()
     local server = scripted.start(EHLO .. [[
 C: MAIL FROM:<a@example.org>
 S: 250 ok
@@ -468,7 +572,10 @@ CLOSE
     local asked = 0
     local ob = box { on_unknown = function() asked = asked + 1 return "hold" end }
     local id = ob:put(RAW, {})
-    assert.same({ delivered = 0, failed = 0, deferred = 0, unknown = 1 }, ob:run(client_sender(server.port)))
+    local seen = {}
+    assert.same({ delivered = 0, failed = 0, deferred = 0, unknown = 1 },
+      ob:run(marker_checking_sender(server.port, ob, seen)))
+    assert.same({ true }, seen)
     assert.equal(1, asked)
     local e = ob:entry(id)
     assert.equal("hold", e.state)
