@@ -682,6 +682,25 @@ S: 250 reset
     end
   end)
 
+  it("reports a socket closed by the certificate check right after a 'successful' handshake as kind tls", function()
+    -- lua-nginx-module 0.10.23: a handshake that completes at once may
+    -- return true after its certificate check failed and closed the socket.
+    local f = fake_transport({ "220 mx.example.org ESMTP\r\n", "250-mx.example.org\r\n250 STARTTLS\r\n",
+      "220 go ahead\r\n" })
+    local sends = 0
+    function f:send(d)
+      sends = sends + 1
+      if #self.handshakes > 0 then return nil, "closed" end
+      self.sent[#self.sent + 1] = type(d) == "table" and table.concat(d) or d
+      return #self.sent[#self.sent]
+    end
+    local c = smtp.connect { host = "mx.example.org", transport = f, timeout = 5, local_name = "c.example" }
+    local err = raises("tls", c.authenticate, c, { tls = { verify = "peer" } })
+    assert.truthy(err.message:find("certificate", 1, true), err.message)
+    assert.equal(3, sends)
+    assert.same({ "EHLO c.example\r\n", "STARTTLS\r\n" }, f.sent)
+  end)
+
   it("L10: pool_key is a keyed digest (64 hex digits, stable within the process)", function()
     local a = core.pool_key("alice|s3cret")
     assert.equal(64, #a)

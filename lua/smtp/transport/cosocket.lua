@@ -135,7 +135,15 @@ function Cosocket:_write(data)
   if type(data) == "table" and not self._tables then data = concat(data) end
   if not self:_arm() then return self:_fail("timeout", "write timed out") end
   local n, err = self._sock:send(data)
+  local after_handshake = self._handshake_only
+  self._handshake_only = nil
   if not n then
+    if after_handshake and err == "closed" then
+      -- lua-nginx-module 0.10.23 can report a handshake whose certificate
+      -- check failed as done when it completes at once, having closed the
+      -- socket: the first write then finds it closed. Nothing was sent.
+      return self:_fail("tls", "TLS handshake failed: the connection was closed by the certificate check")
+    end
     return self:_fail(kind_of(err), "write failed: " .. tostring(err))
   end
   return true
@@ -298,6 +306,7 @@ function Cosocket:starttls(cfg, peer)
     return self:_fail("tls", "TLS handshake failed: " .. tostring(err))
   end
   self._tls = { peer_verified = verify, key = tls_key(verify, sni) }
+  self._handshake_only = verify
   return true
 end
 
