@@ -63,6 +63,7 @@ build = {
     ["smtp.message"] = "lua/smtp/message.lua",
     ["smtp.outbox"] = "lua/smtp/outbox.lua",
     ["smtp.pipeline"] = "lua/smtp/pipeline.lua",
+    ["smtp.pool"] = "lua/smtp/pool.lua",
     ["smtp.sasl"] = "lua/smtp/sasl.lua",
     ["smtp.trace"] = "lua/smtp/trace.lua",
     ["smtp.transport.cosocket"] = "lua/smtp/transport/cosocket.lua",
