@@ -116,7 +116,7 @@ local function server_of(base, entry, i)
   }
 end
 
---- Creates a pool (see README "Pools"). Options: `servers` (list of
+--- Creates a pool (see README "Sending reliably"). Options: `servers` (list of
 -- `{host=, port=, weight=, ...}`, each may override any connection
 -- option), `max_messages`, `idle_timeout`, `cooldown`, `retry = {limit=,
 -- base=, factor=, max_delay=, jitter=, on_unknown=}`, `rate = {messages=,

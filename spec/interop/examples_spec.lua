@@ -316,6 +316,57 @@ describe("examples/ #interop", function()
     end)
   end)
 
+  describe("reliable_delivery.lua against aiosmtpd and a relay that is down", function()
+    local server
+    setup(function() server = servers.aiosmtpd { pipelining = true } end)
+    teardown(function() if server then server:stop() end end)
+
+    local function count_subject(subject)
+      local found = 0
+      for _, m in ipairs(server:messages()) do
+        if m.data:find("Subject: " .. subject .. "\r\n", 1, true) then found = found + 1 end
+      end
+      return found
+    end
+
+    it("queues on disk, fails over past the dead relay and delivers each message once", function()
+      local spool = dir .. "/outbox1"
+      local dead = P.free_port()
+      local code, out, err = example("reliable_delivery.lua", {
+        SMTP_SERVERS = ("127.0.0.1:%d,127.0.0.1:%d"):format(dead, server.port), SMTP_OUTBOX = spool,
+        SMTP_FROM = "app@example.org", SMTP_TO = "ops@example.org", SMTP_COUNT = "3",
+        SMTP_RETRY_BASE = "0.05", SMTP_COOLDOWN = "0.2", SMTP_MAX_SECONDS = "20" })
+      assert.equal(0, code, out .. err)
+      assert.truthy(out:find("3 delivered, 0 deferred, 0 failed, 0 unknown; 0 waiting in the outbox", 1, true), out)
+      for i = 1, 3 do assert.equal(1, count_subject("Report " .. i), "Report " .. i) end
+      assert.equal("3", P.run("ls " .. P.q(spool .. "/sent") .. " | wc -l"):match("%d+"))
+    end)
+
+    it("keeps the messages queued while every relay is down, and a later run delivers them", function()
+      local spool = dir .. "/outbox2"
+      local dead = P.free_port()
+      local before1, before2 = count_subject("Report 1"), count_subject("Report 2")
+      -- Attempts 2 s apart: the first worker (1 s) makes one attempt each.
+      local base = { SMTP_OUTBOX = spool, SMTP_FROM = "app@example.org", SMTP_TO = "ops@example.org",
+        SMTP_RETRY_BASE = "2", SMTP_COOLDOWN = "0.1" }
+      local e1 = { SMTP_SERVERS = "127.0.0.1:" .. dead, SMTP_COUNT = "2", SMTP_MAX_SECONDS = "1" }
+      for k, v in pairs(base) do e1[k] = v end
+      local code, out, err = example("reliable_delivery.lua", e1)
+      assert.equal(1, code, out .. err)
+      assert.truthy(out:find("0 delivered, 2 deferred, 0 failed, 0 unknown; 2 waiting in the outbox", 1, true), out)
+      -- A later worker (with the relay back) sends what was left, plus its own one.
+      local e2 = { SMTP_SERVERS = "127.0.0.1:" .. server.port, SMTP_COUNT = "1", SMTP_MAX_SECONDS = "15" }
+      for k, v in pairs(base) do e2[k] = v end
+      code, out, err = example("reliable_delivery.lua", e2)
+      assert.equal(0, code, out .. err)
+      assert.truthy(out:find("3 delivered, 0 deferred, 0 failed, 0 unknown; 0 waiting", 1, true), out)
+      assert.equal("3", P.run("ls " .. P.q(spool .. "/sent") .. " | wc -l"):match("%d+"))
+      -- Each message once: both workers queued a "Report 1", the first a "Report 2".
+      assert.equal(before1 + 2, count_subject("Report 1"))
+      assert.equal(before2 + 1, count_subject("Report 2"))
+    end)
+  end)
+
   describe("against Dovecot LMTP", function()
     local server
     setup(function() server = lmtp.start { users = { "alice", "bob" } } end)
