@@ -5,6 +5,7 @@
 --      raw loopback TCP and the sink's own ceiling in the same run
 --   S4 S1 and S3 over implicit TLS (stunnel4 in front of smtp-sink)
 --   S5 reply waits and writes per message, counted with strace
+--   S6 S1 through smtp.pool over 3 relays (smtp-sinks), next to one connection
 -- Run from the repository root: lua5.4 bench/run.lua <build dir>.
 -- Environment: BENCH_ROUNDS (7), BENCH_S1 (2000), BENCH_S2 (500),
 -- BENCH_S3_MB (100), BENCH_ATT_MB (50), BENCH_S5 (500), BENCH_MAX_SECONDS
@@ -115,6 +116,22 @@ for _ = 1, 3 do
 end
 assert(sink_pid, "smtp-sink did not start: " .. (P.read_file(work .. "/sink.log") or ""))
 
+-- S6's relay tier: two more smtp-sinks beside the first.
+local function start_sink(tag)
+  for _ = 1, 3 do
+    local port = P.free_port()
+    local pid = P.spawn(("/usr/sbin/smtp-sink -u postfix 127.0.0.1:%d 256"):format(port),
+      work .. "/sink-" .. tag .. ".log")
+    P.watchdog("kill " .. pid, pid)
+    if P.wait_for(10, function() return P.listening(port) or not P.alive(pid) end)
+      and P.alive(pid) then return port, pid end
+    P.terminate(pid, 2)
+  end
+  error("smtp-sink " .. tag .. " did not start: " .. (P.read_file(work .. "/sink-" .. tag .. ".log") or ""))
+end
+local relay2_port, relay2_pid = start_sink("r2")
+local relay3_port, relay3_pid = start_sink("r3")
+
 -- The S3 server: bench/tools/fastsink.c (smtp-sink reads DATA line by
 -- line and would measure itself; its ceiling stays in the S3 table).
 -- The S1 ceiling: bench/tools/pingpong.c, one wait per message and no
@@ -204,6 +221,12 @@ local curl_attach = ("curl -sS %s --mail-from %s --mail-rcpt %s -H %s -H %s -H %
   :format(q(fast_url), FROM, TO, q("From: " .. FROM), q("To: " .. TO), q("Subject: attachment"),
     q("=@" .. ATT .. ";type=application/octet-stream;encoder=base64"))
 
+local has_pool = os.execute(LUAENV .. "lua5.4 -e 'assert(require(\"smtp\").pool)' 2>/dev/null") == true
+local RELAYS = ("%d,%d,%d"):format(sink_port, relay2_port, relay3_port)
+local function lua_pool(ports)
+  return LUAENV .. ("lua5.4 bench/peers/luasmtp.lua pool 127.0.0.1 %s %d %s"):format(ports, N1, q(MSG1K))
+end
+
 local has_message = os.execute(LUAENV .. "lua5.4 -e 'require \"smtp.message\"' 2>/dev/null") == true
 
 -- Scenario groups: each client has a name, a command, the unit of its
@@ -270,6 +293,13 @@ local groups = {
         cmd = lua_smtp("file", tls_fast_port, 1, BIG, true, "BENCH_CHUNKING=false ") },
       { name = "curl smtps://", cmd = "curl -K " .. q(CURL_S3_TLS) },
     } },
+  { id = "S6", title = ("S6: %d x 1 KB messages, smtp.pool over 3 relays (smtp-sinks) vs one connection"):format(N1),
+    unit = "msg/s", work = N1, skip = not has_pool and "skipped: smtp.pool not available" or nil,
+    clients = {
+      { name = "lua-smtp sendmail loop, one connection", ref = true, cmd = lua_smtp("loop", sink_port, N1, MSG1K) },
+      { name = "lua-smtp pool:send, 3 relays", cmd = lua_pool(RELAYS) },
+      { name = "lua-smtp pool:send, 1 relay", cmd = lua_pool(tostring(sink_port)) },
+    } },
 }
 
 -- CPU time (user + system, seconds) a process has used so far.
@@ -282,7 +312,7 @@ local function cpu_of(pid)
   -- Fields 14 and 15 of stat (utime, stime) are 12 and 13 after the name.
   return ((tonumber(f[12]) or 0) + (tonumber(f[13]) or 0)) / 100
 end
-local server_pids = { sink_pid, fast_pid, tunnel_pid }
+local server_pids = { sink_pid, fast_pid, tunnel_pid, relay2_pid, relay3_pid }
 local function server_cpu()
   local t = 0
   for _, pid in ipairs(server_pids) do t = t + cpu_of(pid) end
@@ -597,6 +627,9 @@ v = ratio("S4", "lua-smtp sendmany (TLS)", "curl -K smtps://")
 target("S4 S1 over TLS >= curl", v, v and ("%.2fx"):format(v), v and v >= 1)
 v = ratio("S4b", "lua-smtp sendmail(file) (TLS)", "curl smtps://")
 target("S4 S3 over TLS >= curl", v, v and ("%.2fx"):format(v), v and v >= 1)
+v = ratio("S6", "lua-smtp pool:send, 3 relays", "lua-smtp sendmail loop, one connection")
+target("(S6 pool over 3 relays / one connection: the pool's bookkeeping cost)", v, v and ("%.2fx"):format(v),
+  "context")
 v = s5row("lua-smtp sendmail loop", "smtp-sink")
 target("S5 sendmail with PIPELINING: 2 waits/message", v, v and ("%.2f"):format(v), v and v <= 2.05)
 v = s5row("lua-smtp sendmany", "CHUNKING")

@@ -4,10 +4,12 @@
 --   luasmtp.lua loop|many|conn <host> <port> <count> <msgfile> [tls]
 --   luasmtp.lua file <host> <port> 1 <msgfile> [tls]     (file handle source)
 --   luasmtp.lua attach <host> <port> 1 <binfile> [tls]   (smtp.message, base64)
+--   luasmtp.lua pool <host> <port,port,...> <count> <msgfile>  (smtp.pool)
 local smtp = require "smtp"
 local core = require "smtp.core"
 
 local mode, host, port, count, path, tls = ...
+local ports = port
 port, count = tonumber(port), tonumber(count)
 -- BENCH_RCPT overrides the recipient (Postfix accepts only its users);
 -- BENCH_CHUNKING=false turns BDAT off.
@@ -78,6 +80,13 @@ elseif mode == "attach" then
   check(c:sendmail(m, opts))
   c:quit()
   sent = 1
+elseif mode == "pool" then
+  local msg = read_all(path)
+  local list = {}
+  for p in ports:gmatch("%d+") do list[#list + 1] = { host = host, port = tonumber(p) } end
+  local pool = smtp.pool { servers = list, local_name = "bench.example.test", max_messages = 1000000 }
+  for _ = 1, count do check(pool:send(msg, opts)); sent = sent + 1 end
+  pool:close()
 else
   error("unknown mode " .. tostring(mode))
 end
