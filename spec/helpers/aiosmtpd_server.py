@@ -71,6 +71,9 @@ class Store:
         lines += ["rcpt_to " + r for r in envelope.rcpt_tos]
         lines += ["mail_option " + o for o in envelope.mail_options]
         lines += ["rcpt_option " + o for o in envelope.rcpt_options]
+        if session.peer:
+            # The client's address and port: tells connections apart.
+            lines.append("peer %s %s" % (session.peer[0], session.peer[1]))
         cipher = server.transport.get_extra_info("cipher")
         if cipher:
             lines.append("tls %s %s" % (cipher[1], cipher[0]))

@@ -183,6 +183,7 @@ local function parse_meta(s)
     elseif k == "rcpt_option" then table.insert(m.rcpt_options, v)
     elseif k == "tls" then m.tls = v
     elseif k == "auth" then m.auth = v
+    elseif k == "peer" then m.peer = v
     end
   end
   return m

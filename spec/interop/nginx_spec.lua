@@ -225,6 +225,39 @@ S: 221 bye
     assert.is_true(connections >= 1 and connections <= POOL, "connections: " .. tostring(connections))
   end)
 
+  nit("smtp.pool in a request handler fails over past a dead relay and reuses connections across requests", function()
+    local server = servers.aiosmtpd { pipelining = true }
+    local dead = P.free_port()
+    local reports = {}
+    for i = 1, 6 do
+      local body = send { host = "127.0.0.1", relays = dead .. "," .. server.port,
+        from = "alice@example.org", to = "bob@example.org", subject = "pool " .. i }
+      assert.equal("true", json_field(body, "ok"), body)
+      reports[i] = body
+    end
+    local got = assert(server:wait_messages(6))
+    -- Every message once, through the live relay; only the first request
+    -- met the dead one (then in cool-down).
+    for i = 1, 6 do
+      local n = 0
+      for _, m in ipairs(got) do
+        if m.data:find("Subject: pool " .. i .. "\r\n", 1, true) then n = n + 1 end
+      end
+      assert.equal(1, n, "pool " .. i)
+      assert.truthy(reports[i]:find('"server":"127.0.0.1:' .. server.port .. '"', 1, true), reports[i])
+    end
+    assert.truthy(reports[1]:find('"tries":2', 1, true), reports[1])
+    assert.truthy(reports[6]:find('"tries":1', 1, true), reports[6])
+    -- The keepalive pool carried the connection between requests.
+    local peers, distinct = {}, 0
+    for _, m in ipairs(got) do
+      assert.truthy(m.peer, "no peer recorded")
+      if not peers[m.peer] then peers[m.peer], distinct = true, distinct + 1 end
+    end
+    assert.equal(1, distinct)
+    server:stop()
+  end)
+
   nit("does not hand a pooled authenticated connection to other credentials", function()
     local server = servers.aiosmtpd { auth = { alice = "s3cret", bob = "hunter2" } }
     local function go(user, password, timeout)

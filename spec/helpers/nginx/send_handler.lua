@@ -4,7 +4,9 @@
 -- subject, timeout, tls (STARTTLS required, peer "localhost"), peer (the
 -- tls_peer instead; "-" for none), server_name, verify ("none"), user,
 -- password, plaintext (allow PLAIN without TLS), keepalive (pool size;
--- the connection goes back to the pool).
+-- the connection goes back to the pool), relays ("port,port,...":
+-- send through one smtp.pool kept by the worker, failing over between
+-- those ports on 'host').
 local smtp = require "smtp"
 local ngx = ngx -- luacheck: ignore (the nginx global)
 
@@ -35,8 +37,37 @@ local function json(v)
   return "null"
 end
 
+-- smtp.pool objects by relay list, kept across requests by the worker:
+-- the pool hands each connection to nginx's keepalive pool between
+-- requests (a cosocket belongs to its request).
+local pools = {}
+
+local function pool_send(args)
+  local key = args.host .. "|" .. args.relays
+  local pool = pools[key]
+  if not pool then
+    local list = {}
+    for port in args.relays:gmatch("%d+") do list[#list + 1] = { host = args.host, port = tonumber(port) } end
+    pool = smtp.pool { servers = list, timeout = 5, local_name = "nginx.test", cooldown = 60,
+      transport = function() return ngx.socket.tcp() end, retry = { limit = #list } }
+    pools[key] = pool
+  end
+  local msg = ("From: %s\r\nTo: %s\r\nSubject: %s\r\n\r\nSent through smtp.pool from nginx.\r\n")
+    :format(args.from, args.to, args.subject or "nginx pool")
+  return pool:send(msg)
+end
+
 function M.run()
   local args = ngx.req.get_uri_args()
+  if args.relays then
+    local ok, result = pcall(pool_send, args)
+    if ok then
+      ngx.say(json({ ok = true, report = result }))
+    else
+      ngx.say(json({ ok = false, kind = type(result) == "table" and result.kind or nil, error = tostring(result) }))
+    end
+    return
+  end
   local opts = {
     host = args.host, port = tonumber(args.port), timeout = tonumber(args.timeout) or 10,
     transport = ngx.socket.tcp(), local_name = "nginx.test",
