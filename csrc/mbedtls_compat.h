@@ -19,9 +19,10 @@
 
 #if MBEDTLS_VERSION_NUMBER >= 0x03000000
 
-/* 3.x: TLS 1.3 and the X.509/PK code run on PSA crypto, which must be
- * initialised before any key is used. psa_crypto_init() may be called
- * again: later calls return at once. */
+/* 3.x: TLS 1.3 always runs on PSA crypto (and X.509/PK do where the
+ * library is configured so), which must be initialised before the first
+ * handshake or key. psa_crypto_init() may be called again: later calls
+ * return at once. */
 #if defined(MBEDTLS_PSA_CRYPTO_C)
 #include <psa/crypto.h>
 #define smtp_mbedtls_psa_init() (psa_crypto_init() == PSA_SUCCESS ? 0 : -1)

@@ -291,7 +291,7 @@ static int load_client_cert(struct smtp_tls_config *cfg, const struct smtp_tls_o
         if (b == NULL)
             return SMTP_ENOMEM;
         ret = smtp_pk_parse_key(&cfg->key, b, n, (const unsigned char *)pw,
-                               pw ? strlen(pw) : 0, &cfg->drbg);
+                                pw ? strlen(pw) : 0, &cfg->drbg);
         mbedtls_platform_zeroize(b, n);
         free(b);
     }
