@@ -256,8 +256,35 @@ static const luaL_Reg ltls_methods[] = {
     {NULL, NULL}
 };
 
+static int ltls_library_gc(lua_State *L)
+{
+    (void)L;
+    smtp_tls_library_unref();
+    return 0;
+}
+
+/* This Lua state's reference on mbedTLS's process-wide state: a registry
+ * userdata whose __gc drops it when the state closes. Made before any
+ * config, connection or DKIM key, it is finalized after all of them
+ * (finalizers run newest first), and before Lua unloads the module. */
+static void hold_library(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, SMTP_TLS_LIBRARY_KEY);
+    if (lua_isnil(L, -1)) {
+        lua_newuserdatauv(L, 1, 0);
+        lua_createtable(L, 0, 1);
+        lua_pushcfunction(L, ltls_library_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_setmetatable(L, -2);
+        lua_setfield(L, LUA_REGISTRYINDEX, SMTP_TLS_LIBRARY_KEY);
+        smtp_tls_library_ref();
+    }
+    lua_pop(L, 1);
+}
+
 void ltls_open(lua_State *L)
 {
+    hold_library(L);
     smtp_new_class(L, SMTP_TLS_CONFIG_MT, ltls_methods);
     lua_pushcfunction(L, ltls_config);
     lua_setfield(L, -2, "tls_config");

@@ -26,8 +26,12 @@
 #if defined(MBEDTLS_PSA_CRYPTO_C)
 #include <psa/crypto.h>
 #define smtp_mbedtls_psa_init() (psa_crypto_init() == PSA_SUCCESS ? 0 : -1)
+/* Frees what psa_crypto_init() allocated (key slots, PSA's own RNG):
+ * process-wide state, safe to free when it was never initialised. */
+#define smtp_mbedtls_psa_free() mbedtls_psa_crypto_free()
 #else
 #define smtp_mbedtls_psa_init() 0
+#define smtp_mbedtls_psa_free() ((void)0)
 #endif
 
 /* 3.x parses and checks private keys with an RNG (RSA blinding); 2.28
@@ -52,6 +56,7 @@
 #else /* mbedTLS 2.x */
 
 #define smtp_mbedtls_psa_init() 0
+#define smtp_mbedtls_psa_free() ((void)0)
 #define smtp_pk_parse_key(pk, buf, len, pw, pwlen, drbg) \
     ((void)(drbg), mbedtls_pk_parse_key((pk), (buf), (len), (pw), (pwlen)))
 #define smtp_pk_parse_keyfile(pk, path, pw, drbg) \

@@ -445,6 +445,19 @@ fail:
     return rc;
 }
 
+static int library_users;
+
+void smtp_tls_library_ref(void)
+{
+    library_users++;
+}
+
+void smtp_tls_library_unref(void)
+{
+    if (library_users > 0 && --library_users == 0)
+        smtp_mbedtls_psa_free();
+}
+
 /* ---- host name and address matching (RFC 6125 6.4, RFC 7817 3) -------- */
 
 /* An IP literal, optionally in brackets; returns its length or 0. */

@@ -86,4 +86,12 @@ struct smtp_tls_info {
 
 void smtp_tls_get_info(const struct smtp_tls *s, struct smtp_tls_info *info);
 
+/* mbedTLS 3.x keeps PSA crypto's state in process globals that nothing
+ * frees on its own. Each user (a Lua state) takes a reference before its
+ * first config and drops it once all its configs, sessions and DKIM keys
+ * are gone; the last one out frees that state, so none is left behind
+ * when the module is unloaded. No-ops with mbedTLS 2.28. */
+void smtp_tls_library_ref(void);
+void smtp_tls_library_unref(void);
+
 #endif
