@@ -16,7 +16,7 @@ WARN = -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wcast-qual \
        -Wdeclaration-after-statement -Wno-unused-parameter
 OPT ?= -O2 -g
 CFLAGS_ALL = $(OPT) $(WARN) -std=c99 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
-             -fPIC -fvisibility=hidden $(LUA_CFLAGS) $(GSASL_CFLAGS) $(EXTRA_CFLAGS)
+             -fPIC -fvisibility=hidden $(MBEDTLS_CFLAGS) $(LUA_CFLAGS) $(GSASL_CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS_ALL = -shared $(EXTRA_LDFLAGS)
 LIBS = $(MBEDTLS_LIBS) $(GSASL_LIBS)
 
@@ -24,8 +24,10 @@ LIBS = $(MBEDTLS_LIBS) $(GSASL_LIBS)
 # rockspec names the same files.
 SRCS = $(sort $(wildcard csrc/*.c))
 # Objects do not record which Lua they were built for: another Lua gets
-# its own directory (build/lua5.1, ...), lua5.4 keeps build/.
-BUILD ?= $(if $(filter lua5.4,$(LUA)),build,build/$(LUA))
+# its own directory (build/lua5.1, ...), lua5.4 keeps build/. Nor which
+# mbedTLS: MBEDTLS=3.6 (mk/mbedtls36.mk) builds under build/mbedtls36.
+BUILD_ROOT = $(if $(filter 3.6,$(MBEDTLS)),build/mbedtls36,build)
+BUILD ?= $(if $(filter lua5.4,$(LUA)),$(BUILD_ROOT),$(BUILD_ROOT)/$(LUA))
 OBJS = $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(SRCS))
 HDRS = $(wildcard csrc/*.h)
 MODULE = $(BUILD)/smtp/core.so
@@ -71,6 +73,8 @@ lint:
 	$(MAKE) -s CC=clang BUILD=build/lint-clang all
 	@# compat.h paths for the other Luas, -Werror under clang too
 	for l in lua5.3 lua5.1 luajit; do $(MAKE) -s CC=clang LUA=$$l BUILD=build/lint-clang-$$l all || exit 1; done
+	@# the same sources against the pinned mbedTLS 3.6 (mk/mbedtls36.mk)
+	$(MAKE) -s lint-mbedtls36
 
 demo: deps all
 	sh tools/demo.sh
@@ -85,7 +89,7 @@ check-rockspec:
 	sh tools/check-rockspec.sh
 
 clean-obj:
-	rm -rf build/lint-gcc build/lint-clang build/lint-clang-*
+	rm -rf build/lint-gcc build/lint-clang build/lint-clang-* build/lint-mbedtls36-*
 
 clean:
 	rm -rf $(BUILD)

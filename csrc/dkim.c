@@ -11,25 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <mbedtls/version.h>
-#include <mbedtls/ctr_drbg.h>
-#include <mbedtls/entropy.h>
-#include <mbedtls/pk.h>
-#include <mbedtls/platform_util.h>
+#include "mbedtls_compat.h"
 
-/* ---- mbedTLS 2.28 / 3.x differences --------------------------------- */
-#if MBEDTLS_VERSION_NUMBER >= 0x03000000
-#define dkim_pk_parse_key(pk, buf, len, rng) \
-    mbedtls_pk_parse_key((pk), (buf), (len), NULL, 0, mbedtls_ctr_drbg_random, (rng))
-#define dkim_pk_sign(pk, hash, sig, room, siglen, rng) \
-    mbedtls_pk_sign((pk), MBEDTLS_MD_SHA256, (hash), 32, (sig), (room), (siglen), \
-                    mbedtls_ctr_drbg_random, (rng))
-#else
-#define dkim_pk_parse_key(pk, buf, len, rng) mbedtls_pk_parse_key((pk), (buf), (len), NULL, 0)
-#define dkim_pk_sign(pk, hash, sig, room, siglen, rng) \
-    mbedtls_pk_sign((pk), MBEDTLS_MD_SHA256, (hash), 32, (sig), (siglen), \
-                    mbedtls_ctr_drbg_random, (rng))
-#endif
+#include <mbedtls/entropy.h>
+#include <mbedtls/platform_util.h>
 
 /* ---- body ------------------------------------------------------------ */
 
@@ -242,6 +227,10 @@ int smtp_dkim_key_new(struct smtp_dkim_key **out, const unsigned char *pem, size
     mbedtls_pk_init(&k->pk);
     mbedtls_entropy_init(&k->entropy);
     mbedtls_ctr_drbg_init(&k->drbg);
+    if (smtp_mbedtls_psa_init() != 0) {
+        snprintf(err, errlen, "cannot initialise PSA crypto");
+        goto fail;
+    }
     if (mbedtls_ctr_drbg_seed(&k->drbg, mbedtls_entropy_func, &k->entropy,
                               (const unsigned char *)pers, sizeof pers - 1) != 0) {
         snprintf(err, errlen, "cannot seed the random generator");
@@ -256,7 +245,8 @@ int smtp_dkim_key_new(struct smtp_dkim_key **out, const unsigned char *pem, size
     }
     memcpy(copy, pem, len);
     copy[len] = '\0';
-    ret = dkim_pk_parse_key(&k->pk, copy, memchr(copy, '\0', len) ? len : len + 1, &k->drbg);
+    ret = smtp_pk_parse_key(&k->pk, copy, memchr(copy, '\0', len) ? len : len + 1, NULL, 0,
+                            &k->drbg);
     mbedtls_platform_zeroize(copy, len + 1);
     free(copy);
     if (ret != 0) {
@@ -294,7 +284,8 @@ int smtp_dkim_key_sign(struct smtp_dkim_key *k, const unsigned char *data, size_
     unsigned char hash[32];
     int ret = mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), data, len, hash);
     if (ret == 0)
-        ret = dkim_pk_sign(&k->pk, hash, sig, smtp_dkim_key_size(k), siglen, &k->drbg);
+        ret = smtp_pk_sign(&k->pk, MBEDTLS_MD_SHA256, hash, sizeof hash, sig, smtp_dkim_key_size(k),
+                           siglen, &k->drbg);
     if (ret != 0) {
         snprintf(err, errlen, "RSA signing failed (mbedTLS -0x%04x)", (unsigned)-ret);
         return SMTP_EUSAGE;

@@ -9,6 +9,7 @@
 #define SMTP_REPLY_PARSER_MT "smtp.core.ReplyParser"
 #define SMTP_DOTSTUFFER_MT "smtp.core.DotStuffer"
 #define SMTP_TLS_CONFIG_MT "smtp.core.TlsConfig"
+#define SMTP_TLS_LIBRARY_KEY "smtp.core.mbedtls"
 #define SMTP_SASL_MT "smtp.core.Sasl"
 #define SMTP_CODEC_MT "smtp.core.Encoder"
 #define SMTP_DKIM_BODY_MT "smtp.core.DkimBody"

@@ -19,7 +19,7 @@ static struct ltls_config *check_config(lua_State *L, int idx)
 
 static const char *const option_names[] = {
     "verify", "ca_file", "ca_path", "ca_pem", "cert_file", "key_file",
-    "cert_pem", "key_pem", "key_password", "min_version", "server_name", NULL
+    "cert_pem", "key_pem", "key_password", "min_version", "max_version", "server_name", NULL
 };
 
 /* Reads opts[name] as a string (with its length) or NULL when absent;
@@ -44,6 +44,32 @@ static int usage(lua_State *L, const char *fmt, const char *what)
     return 3;
 }
 
+/* opts[name] as a minor TLS version ("1.3" -> 3) into *minor, left as is
+ * when absent. Whether this mbedTLS build has that version is tls.c's
+ * business (kind "tls"); here only the spelling is checked. Returns 1
+ * with a usage failure pushed. */
+static int read_version(lua_State *L, const char *name, int *minor)
+{
+    const char *v;
+    lua_getfield(L, 1, name);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    v = lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1) : NULL;
+    if (v == NULL || strlen(v) != 3 || v[0] != '1' || v[1] != '.' || v[2] < '0' || v[2] > '3') {
+        const char *got = luaL_tolstring(L, -1, NULL);
+        lua_pushnil(L);
+        lua_pushliteral(L, "usage");
+        lua_pushfstring(L, "TLS option '%s' must be \"1.0\", \"1.1\", \"1.2\" or \"1.3\", got %s",
+                        name, got);
+        return 1;
+    }
+    *minor = v[2] - '0';
+    lua_pop(L, 1);
+    return 0;
+}
+
 /* Fills o from the table at index 1; returns 0 or pushes a usage failure
  * and returns its count. */
 static int read_options(lua_State *L, struct smtp_tls_options *o)
@@ -59,6 +85,7 @@ static int read_options(lua_State *L, struct smtp_tls_options *o)
 
     memset(o, 0, sizeof *o);
     o->min_version = 2;
+    o->max_version = -1;
     /* Unknown keys are refused: a typo like 'verfy' must not silently
      * leave verification at a default the user did not mean. */
     lua_pushnil(L);
@@ -110,16 +137,15 @@ static int read_options(lua_State *L, struct smtp_tls_options *o)
                      luaL_tolstring(L, -1, NULL));
     lua_pop(L, 1);
 
-    lua_getfield(L, 1, "min_version");
-    if (!lua_isnil(L, -1)) {
-        const char *v = lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER
-                        ? lua_tostring(L, -1) : NULL;
-        if (v == NULL || strlen(v) != 3 || v[0] != '1' || v[1] != '.' || v[2] < '0' || v[2] > '3')
-            return usage(L, "TLS option 'min_version' must be \"1.0\", \"1.1\", \"1.2\" or "
-                         "\"1.3\", got %s", luaL_tolstring(L, -1, NULL));
-        o->min_version = v[2] - '0';
+    if (read_version(L, "min_version", &o->min_version) || read_version(L, "max_version", &o->max_version))
+        return 3;
+    if (o->max_version >= 0 && o->min_version > o->max_version) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "usage");
+        lua_pushfstring(L, "TLS option 'min_version' (1.%d) is above 'max_version' (1.%d)",
+                        o->min_version, o->max_version);
+        return 3;
     }
-    lua_pop(L, 1);
     return 0;
 }
 
@@ -230,8 +256,35 @@ static const luaL_Reg ltls_methods[] = {
     {NULL, NULL}
 };
 
+static int ltls_library_gc(lua_State *L)
+{
+    (void)L;
+    smtp_tls_library_unref();
+    return 0;
+}
+
+/* This Lua state's reference on mbedTLS's process-wide state: a registry
+ * userdata whose __gc drops it when the state closes. Made before any
+ * config, connection or DKIM key, it is finalized after all of them
+ * (finalizers run newest first), and before Lua unloads the module. */
+static void hold_library(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, SMTP_TLS_LIBRARY_KEY);
+    if (lua_isnil(L, -1)) {
+        lua_newuserdatauv(L, 1, 0);
+        lua_createtable(L, 0, 1);
+        lua_pushcfunction(L, ltls_library_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_setmetatable(L, -2);
+        lua_setfield(L, LUA_REGISTRYINDEX, SMTP_TLS_LIBRARY_KEY);
+        smtp_tls_library_ref();
+    }
+    lua_pop(L, 1);
+}
+
 void ltls_open(lua_State *L)
 {
+    hold_library(L);
     smtp_new_class(L, SMTP_TLS_CONFIG_MT, ltls_methods);
     lua_pushcfunction(L, ltls_config);
     lua_setfield(L, -2, "tls_config");

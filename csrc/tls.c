@@ -3,7 +3,8 @@
  * handshake and records bounded by the caller's deadline, and certificate
  * checks with messages a user understands. Host names follow RFC 6125 6.4
  * (wildcard only as the whole leftmost label) and IP literals are matched
- * against iPAddress SANs here, because mbedTLS 2.28 does not. */
+ * against iPAddress SANs here, because mbedTLS 2.28 does not (3.6 would;
+ * one path serves both). TLS 1.2 with 2.28; 1.2 and 1.3 with 3.6. */
 #include "tls.h"
 #include "net.h"
 #include "err.h"
@@ -20,7 +21,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <mbedtls/version.h>
+#include "mbedtls_compat.h"
+
 #include <mbedtls/asn1.h>
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
@@ -36,75 +38,57 @@
 #define MSG_NOSIGNAL 0
 #endif
 
-/* ---- mbedTLS 2.28 / 3.x differences, all in this one block ---------- */
-#if MBEDTLS_VERSION_NUMBER >= 0x03000000
-#if defined(MBEDTLS_PSA_CRYPTO_C)
-#include <psa/crypto.h>
-#define tls_psa_init() (psa_crypto_init() == PSA_SUCCESS ? 0 : -1)
-#else
-#define tls_psa_init() 0
-#endif
-#define tls_pk_parse_key(pk, buf, len, pw, pwlen, rng) \
-    mbedtls_pk_parse_key((pk), (buf), (len), (pw), (pwlen), mbedtls_ctr_drbg_random, (rng))
-#define tls_pk_parse_keyfile(pk, path, pw, rng) \
-    mbedtls_pk_parse_keyfile((pk), (path), (pw), mbedtls_ctr_drbg_random, (rng))
-#define tls_pk_check_pair(pub, prv, rng) \
-    mbedtls_pk_check_pair((pub), (prv), mbedtls_ctr_drbg_random, (rng))
-/* TLS 1.0 and 1.1 are gone from 3.x; 1.3 exists where it is compiled in. */
-static int tls_set_min_version(mbedtls_ssl_config *conf, int minor)
+/* ---- protocol versions: 2.28 and 3.x number them differently ---------- */
+
+/* Can this build speak TLS 1.minor? 3.x dropped 1.0 and 1.1; 2.28 has
+ * no production TLS 1.3. */
+static int tls_has_version(int minor)
 {
-#if MBEDTLS_VERSION_NUMBER >= 0x03020000
-    if (minor == 2) {
-        mbedtls_ssl_conf_min_tls_version(conf, MBEDTLS_SSL_VERSION_TLS1_2);
-        return 0;
-    }
-#if defined(MBEDTLS_SSL_PROTO_TLS1_3)
-    if (minor == 3) {
-        mbedtls_ssl_conf_min_tls_version(conf, MBEDTLS_SSL_VERSION_TLS1_3);
-        return 0;
-    }
-#endif
-#else
-    if (minor == 2) {
-        mbedtls_ssl_conf_min_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3,
-                                     MBEDTLS_SSL_MINOR_VERSION_3);
-        return 0;
-    }
-#endif
-    (void)conf;
-    return -1;
-}
-#else /* mbedTLS 2.x */
-#define tls_psa_init() 0
-#define tls_pk_parse_key(pk, buf, len, pw, pwlen, rng) \
-    ((void)(rng), mbedtls_pk_parse_key((pk), (buf), (len), (pw), (pwlen)))
-#define tls_pk_parse_keyfile(pk, path, pw, rng) \
-    ((void)(rng), mbedtls_pk_parse_keyfile((pk), (path), (pw)))
-#define tls_pk_check_pair(pub, prv, rng) \
-    ((void)(rng), mbedtls_pk_check_pair((pub), (prv)))
-/* 2.x numbers TLS 1.0 as minor 1, so TLS 1.x is minor x + 1; 2.x has no
- * production TLS 1.3. */
-static int tls_set_min_version(mbedtls_ssl_config *conf, int minor)
-{
+    if (minor < 0)
+        return 1;   /* not given: the highest the build has */
     switch (minor) {
+#if MBEDTLS_VERSION_NUMBER < 0x03000000
 #if defined(MBEDTLS_SSL_PROTO_TLS1)
     case 0:
+        return 1;
 #endif
 #if defined(MBEDTLS_SSL_PROTO_TLS1_1)
     case 1:
+        return 1;
+#endif
 #endif
     case 2:
-        mbedtls_ssl_conf_min_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3, minor + 1);
-        return 0;
+        return 1;
+#if defined(SMTP_HAVE_TLS1_3)
+    case 3:
+        return 1;
+#endif
     default:
-        return -1;
+        return 0;
     }
 }
+
+/* Limits the handshake to TLS 1.min .. 1.max (max < 0: the highest this
+ * build has); both must pass tls_has_version first. */
+static void tls_set_versions(mbedtls_ssl_config *conf, int min, int max)
+{
+#if MBEDTLS_VERSION_NUMBER >= 0x03020000
+    mbedtls_ssl_conf_min_tls_version(conf, min == 3 ? MBEDTLS_SSL_VERSION_TLS1_3
+                                                    : MBEDTLS_SSL_VERSION_TLS1_2);
+    if (max >= 0)
+        mbedtls_ssl_conf_max_tls_version(conf, max == 3 ? MBEDTLS_SSL_VERSION_TLS1_3
+                                                        : MBEDTLS_SSL_VERSION_TLS1_2);
+#else
+    /* 2.x (and 3.0/3.1) count from SSL 3.0: TLS 1.x is minor x + 1. */
+    mbedtls_ssl_conf_min_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3, min + 1);
+    if (max >= 0)
+        mbedtls_ssl_conf_max_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3, max + 1);
 #endif
+}
 /* ---------------------------------------------------------------------- */
 
-/* Largest TLS record payload: gathering writes into this many bytes makes
- * every full record 16 KiB (RFC 8446 5.1, RFC 5246 6.2.1). */
+/* Largest TLS record payload (RFC 8446 5.1, RFC 5246 6.2.1): the size of
+ * the gathering buffer. A session may allow less (smtp_tls.rec). */
 #define TLS_RECORD_MAX 16384
 
 struct smtp_tls_config {
@@ -126,6 +110,7 @@ struct smtp_tls {
     int fd;
     int bio_errno;          /* errno of the last failed send/recv */
     int more;               /* more records follow in this write: MSG_MORE */
+    size_t rec;             /* plaintext bytes per full record */
     int established;
     int verified;
     char name[256];         /* peer name being verified, "" for none */
@@ -300,14 +285,14 @@ static int load_client_cert(struct smtp_tls_config *cfg, const struct smtp_tls_o
         return SMTP_ETLS;
     }
     if (o->key_file != NULL) {
-        ret = tls_pk_parse_keyfile(&cfg->key, o->key_file, pw, &cfg->drbg);
+        ret = smtp_pk_parse_keyfile(&cfg->key, o->key_file, pw, &cfg->drbg);
     } else {
         size_t n;
         unsigned char *b = blob_copy(o->key_pem, o->key_pem_len, &n);
         if (b == NULL)
             return SMTP_ENOMEM;
-        ret = tls_pk_parse_key(&cfg->key, b, n, (const unsigned char *)pw,
-                               pw ? strlen(pw) : 0, &cfg->drbg);
+        ret = smtp_pk_parse_key(&cfg->key, b, n, (const unsigned char *)pw,
+                                pw ? strlen(pw) : 0, &cfg->drbg);
         mbedtls_platform_zeroize(b, n);
         free(b);
     }
@@ -325,7 +310,7 @@ static int load_client_cert(struct smtp_tls_config *cfg, const struct smtp_tls_o
                  o->key_file ? " " : "", o->key_file ? o->key_file : "", why);
         return SMTP_ETLS;
     }
-    if (tls_pk_check_pair(&cfg->cert.pk, &cfg->key, &cfg->drbg) != 0) {
+    if (smtp_pk_check_pair(&cfg->cert.pk, &cfg->key, &cfg->drbg) != 0) {
         snprintf(err, errlen, "the client certificate and key do not match");
         return SMTP_ETLS;
     }
@@ -397,7 +382,7 @@ int smtp_tls_config_new(struct smtp_tls_config **out, const struct smtp_tls_opti
     mbedtls_pk_init(&cfg->key);
     mbedtls_ssl_config_init(&cfg->conf);
 
-    if (tls_psa_init() != 0) {
+    if (smtp_mbedtls_psa_init() != 0) {
         snprintf(err, errlen, "cannot initialise PSA crypto");
         rc = SMTP_ETLS;
         goto fail;
@@ -415,12 +400,16 @@ int smtp_tls_config_new(struct smtp_tls_config **out, const struct smtp_tls_opti
         goto fail;
     }
     mbedtls_ssl_conf_rng(&cfg->conf, mbedtls_ctr_drbg_random, &cfg->drbg);
-    if (tls_set_min_version(&cfg->conf, o->min_version) != 0) {
-        snprintf(err, errlen, "min_version 1.%d is not supported by this mbedTLS build (%s)",
-                 o->min_version, MBEDTLS_VERSION_STRING);
+    if (!tls_has_version(o->min_version) || !tls_has_version(o->max_version)) {
+        int min_bad = !tls_has_version(o->min_version);
+        int v = min_bad ? o->min_version : o->max_version;
+        snprintf(err, errlen, "%s 1.%d is not supported by this mbedTLS build (mbedTLS %s has "
+                 "no TLS 1.%d)", min_bad ? "min_version" : "max_version", v,
+                 MBEDTLS_VERSION_STRING, v);
         rc = SMTP_ETLS;
         goto fail;
     }
+    tls_set_versions(&cfg->conf, o->min_version, o->max_version);
     /* REQUIRED, never OPTIONAL: a bad chain or name aborts the handshake. */
     mbedtls_ssl_conf_authmode(&cfg->conf, o->verify == SMTP_TLS_VERIFY_PEER
                               ? MBEDTLS_SSL_VERIFY_REQUIRED : MBEDTLS_SSL_VERIFY_NONE);
@@ -455,6 +444,19 @@ fail:
         snprintf(err, errlen, "out of memory");
     config_free(cfg);
     return rc;
+}
+
+static int library_users;
+
+void smtp_tls_library_ref(void)
+{
+    library_users++;
+}
+
+void smtp_tls_library_unref(void)
+{
+    if (library_users > 0 && --library_users == 0)
+        smtp_mbedtls_psa_free();
 }
 
 /* ---- host name and address matching (RFC 6125 6.4, RFC 7817 3) -------- */
@@ -888,6 +890,12 @@ int smtp_tls_start(struct smtp_tls **out, struct smtp_tls_config *cfg, int fd,
         }
     }
     s->established = 1;
+    /* Writes are gathered into full records of this size. mbedTLS 3.6
+     * counts TLS 1.3's inner content type byte in its 16 KiB, so a 1.3
+     * record carries 16383 bytes: gathering 16384 would add a 1-byte
+     * record to each. */
+    ret = mbedtls_ssl_get_max_out_record_payload(&s->ssl);
+    s->rec = ret > 0 && ret < TLS_RECORD_MAX ? (size_t)ret : TLS_RECORD_MAX;
     s->verified = cfg->verify == SMTP_TLS_VERIFY_PEER;
     *out = s;
     return SMTP_OK;
@@ -927,7 +935,7 @@ static int write_all(struct smtp_tls *s, const unsigned char *p, size_t len, int
     while (len > 0) {
         /* After WANT_*, mbedTLS wants the same arguments again. */
         int ret;
-        s->more = more_after || len > TLS_RECORD_MAX;
+        s->more = more_after || len > s->rec;
         ret = mbedtls_ssl_write(&s->ssl, p, len);
         s->more = 0;
         if (ret > 0) {
@@ -961,19 +969,19 @@ int smtp_tls_sendv(struct smtp_tls *s, struct iovec *iov, int iovcnt,
             iovcnt--;
             continue;
         }
-        if (staged == 0 && iov->iov_len >= sizeof s->wbuf) {
+        if (staged == 0 && iov->iov_len >= s->rec) {
             /* Big buffers go straight in, whole records at a time. */
-            take = iov->iov_len - iov->iov_len % sizeof s->wbuf;
+            take = iov->iov_len - iov->iov_len % s->rec;
             rc = write_all(s, base, take, left > take, deadline, err, errlen);
             if (rc != SMTP_OK)
                 return rc;
         } else {
-            take = sizeof s->wbuf - staged;
+            take = s->rec - staged;
             if (take > iov->iov_len)
                 take = iov->iov_len;
             memcpy(s->wbuf + staged, base, take);
             staged += take;
-            if (staged == sizeof s->wbuf) {
+            if (staged == s->rec) {
                 rc = write_all(s, s->wbuf, staged, left > take, deadline, err, errlen);
                 if (rc != SMTP_OK)
                     return rc;

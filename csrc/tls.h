@@ -20,8 +20,10 @@ enum smtp_tls_verify {
 
 /* Options for smtp_tls_config_new. Strings are NUL-terminated except the
  * PEM/DER blobs, which carry a length (a Lua string may hold NUL bytes).
- * NULL means "not given". min_version is the minor TLS version ("1.2" -> 2,
- * "1.3" -> 3, "1.0" -> 0). */
+ * NULL means "not given". min_version and max_version are minor TLS
+ * versions ("1.2" -> 2, "1.3" -> 3, "1.0" -> 0); max_version -1 means the
+ * highest this mbedTLS build has (1.2 with 2.28, 1.3 with 3.6). A version
+ * the build lacks fails smtp_tls_config_new with SMTP_ETLS. */
 struct smtp_tls_options {
     int verify;
     const char *ca_file, *ca_path;
@@ -31,7 +33,7 @@ struct smtp_tls_options {
     const char *cert_pem, *key_pem;
     size_t cert_pem_len, key_pem_len;
     const char *key_password;
-    int min_version;
+    int min_version, max_version;
     const char *server_name;
 };
 
@@ -75,12 +77,21 @@ int smtp_tls_recv(struct smtp_tls *s, void *buf, size_t cap, size_t *got,
 void smtp_tls_free(struct smtp_tls *s, int notify);
 
 struct smtp_tls_info {
-    const char *version;        /* "TLSv1.2" */
-    const char *cipher;         /* "TLS-ECDHE-RSA-WITH-AES-256-GCM-SHA384" */
+    const char *version;        /* "TLSv1.2", "TLSv1.3" */
+    const char *cipher;         /* "TLS-ECDHE-RSA-WITH-AES-256-GCM-SHA384",
+                                   "TLS1-3-AES-256-GCM-SHA384" */
     char peer_subject[512];     /* "CN=localhost", "" without a certificate */
     int peer_verified;          /* chain and name checked and accepted */
 };
 
 void smtp_tls_get_info(const struct smtp_tls *s, struct smtp_tls_info *info);
+
+/* mbedTLS 3.x keeps PSA crypto's state in process globals that nothing
+ * frees on its own. Each user (a Lua state) takes a reference before its
+ * first config and drops it once all its configs, sessions and DKIM keys
+ * are gone; the last one out frees that state, so none is left behind
+ * when the module is unloaded. No-ops with mbedTLS 2.28. */
+void smtp_tls_library_ref(void);
+void smtp_tls_library_unref(void);
 
 #endif

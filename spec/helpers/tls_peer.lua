@@ -215,15 +215,16 @@ function M.python_server(pki, opts)
 end
 
 -- Starts `openssl s_server -rev` (answers each line reversed) on a free
--- loopback port. Returns {port=, pid=, stop=}.
+-- loopback port; opts.args are further s_server options (e.g.
+-- "-no_tls1_3"). Returns {port=, pid=, stop=}.
 function M.openssl_server(pki, opts)
   opts = opts or {}
   for _ = 1, 3 do
     local dir = P.tempdir("tls-ossl")
     local port = P.free_port()
-    local pid = start(("openssl s_server -accept 127.0.0.1:%d -cert %s -key %s -rev -naccept %d")
+    local pid = start(("openssl s_server -accept 127.0.0.1:%d -cert %s -key %s -rev -naccept %d %s")
       :format(port, P.q(opts.cert or pki.server_cert), P.q(opts.key or pki.server_key),
-              opts.naccept or 5), dir .. "/out.log")
+              opts.naccept or 5, opts.args or ""), dir .. "/out.log")
     if P.wait_for(10, function()
       return (P.read_file(dir .. "/out.log") or ""):find("ACCEPT", 1, true) or not P.alive(pid)
     end) and P.alive(pid) then

@@ -4,6 +4,7 @@
 local smtp = require "smtp"
 local servers = require "helpers.servers"
 local certs = require "helpers.certs"
+local tlsver = require "helpers.tlsver"
 
 describe("STARTTLS verification #interop #tls", function()
   local pki
@@ -94,5 +95,47 @@ describe("STARTTLS verification #interop #tls", function()
     assert.is_false(ok)
     assert.is_true(smtp.Error.is(err))
     assert.truthy(err.kind == "usage" or err.kind == "tls")
+  end)
+
+  -- Both sides name the version: tls_info() and aiosmtpd's own record.
+  describe("protocol versions", function()
+    local function sent_over(s, tls, extra)
+      local ok, err, client = attempt(s, tls, nil, extra)
+      assert.is_true(ok, tostring(err))
+      local version = client:tls_info().version
+      client:quit()
+      return version, assert(s:wait_messages(1))[1].tls   -- "TLSv1.3 TLS_AES_256_GCM_SHA384"
+    end
+
+    it("negotiates the build's highest version (" .. tlsver.best() .. " here) by default", function()
+      local s = server_with(pki.server_cert, pki.server_key)
+      local mine, theirs = sent_over(s, { ca_file = pki.ca_cert })
+      assert.equal(tlsver.best(), mine)
+      assert.equal(tlsver.best() .. " ", theirs:sub(1, #tlsver.best() + 1))
+    end)
+
+    it("keeps to TLS 1.2 with max_version = 1.2", function()
+      local s = server_with(pki.server_cert, pki.server_key)
+      local mine, theirs = sent_over(s, { ca_file = pki.ca_cert, max_version = "1.2" })
+      assert.equal("TLSv1.2", mine)
+      assert.matches("^TLSv1%.2 ", theirs)
+    end)
+
+    it("insists on TLS 1.3 with min_version = 1.3, over STARTTLS and implicit TLS", function()
+      if not tlsver.has_tls13() then return pending(tlsver.no_tls13_reason()) end
+      local s = server_with(pki.server_cert, pki.server_key)
+      local mine, theirs = sent_over(s, { ca_file = pki.ca_cert, min_version = "1.3" })
+      assert.equal("TLSv1.3", mine)
+      assert.matches("^TLSv1%.3 ", theirs)
+      local implicit = servers.aiosmtpd { implicit_tls = true, tls = { cert = pki.server_cert, key = pki.server_key } }
+      started[#started + 1] = implicit
+      local client = smtp.connect { host = "localhost", port = implicit.port, timeout = 10, tls_mode = "implicit",
+        tls = { ca_file = pki.ca_cert, min_version = "1.3" } }
+      assert.equal("TLSv1.3", client:tls_info().version)
+      assert.is_true(client:tls_info().peer_verified)
+      client:sendmail("From: a@example.org\r\nTo: b@example.org\r\n\r\nimplicit\r\n")
+      client:quit()
+      assert.matches("^TLSv1%.3 ", assert(implicit:wait_messages(1))[1].tls)
+    end)
   end)
 end)

@@ -585,7 +585,7 @@ S: 221 bye
 
   it("L9: refuses TLS options the cosocket transport cannot honour (kind usage, naming the option)", function()
     local values = { ca_file = "/etc/ssl/private-ca.pem", ca_path = "/etc/ssl/certs", ca_pem = "-----BEGIN",
-      min_version = "1.3", cert_file = "/c.pem", key_file = "/k.pem", cert_pem = "-----BEGIN",
+      min_version = "1.3", max_version = "1.2", cert_file = "/c.pem", key_file = "/k.pem", cert_pem = "-----BEGIN",
       key_pem = "-----BEGIN", key_password = "x" }
     for opt, v in pairs(values) do
       for _, mode in ipairs({ "implicit", "none" }) do

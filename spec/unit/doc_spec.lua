@@ -101,7 +101,7 @@ describe("API documentation", function()
     { "lua/smtp.lua", { smtp = "." }, "smtp.connect", { "host", "port", "timeout", "timeouts", "tls_mode", "tls",
       "transport", "proxy", "local_address", "protocol", "debug", "local_name" } },
     { "lua/smtp.lua", { smtp = "." }, "smtp.tls_config", { "verify", "ca_file", "ca_path", "ca_pem", "cert_file",
-      "key_file", "cert_pem", "key_pem", "min_version", "server_name" } },
+      "key_file", "cert_pem", "key_pem", "min_version", "max_version", "server_name" } },
     { "lua/smtp/client.lua", { Client = ":" }, "Client:authenticate", { "host", "tls", "tls_required", "tls_peer",
       "mechanisms", "sasl_params", "user", "authz", "password", "token", "allow_plaintext" } },
     { "lua/smtp/client.lua", { Client = ":" }, "Client:sendmail", { "from", "to", "all_or_nothing", "chunking",

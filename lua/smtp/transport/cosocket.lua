@@ -262,7 +262,7 @@ end
 -- cannot be read back beyond verify and server_name (csrc/ltls.c), so
 -- only tables are checked.
 local UNSUPPORTED = { "ca_file", "ca_path", "ca_pem", "cert_file", "key_file", "cert_pem", "key_pem",
-  "key_password", "min_version" }
+  "key_password", "min_version", "max_version" }
 
 local function check_tls_options(tls)
   if type(tls) ~= "table" then return end
