@@ -262,9 +262,33 @@ static int load_ca(struct smtp_tls_config *cfg, const struct smtp_tls_options *o
     return SMTP_OK;
 }
 
+/* Parses the client key (file or PEM/DER blob) with password 'pw' (NULL
+ * for none). Returns mbedTLS's code; SMTP_ENOMEM stays negative too. */
+static int parse_client_key(struct smtp_tls_config *cfg, const struct smtp_tls_options *o,
+                            const char *pw, mbedtls_pk_context *pk, int *nomem)
+{
+    int ret;
+    *nomem = 0;
+    if (o->key_file != NULL)
+        return smtp_pk_parse_keyfile(pk, o->key_file, pw, &cfg->drbg);
+    {
+        size_t n;
+        unsigned char *b = blob_copy(o->key_pem, o->key_pem_len, &n);
+        if (b == NULL) {
+            *nomem = 1;
+            return -1;
+        }
+        ret = smtp_pk_parse_key(pk, b, n, (const unsigned char *)pw, pw ? strlen(pw) : 0, &cfg->drbg);
+        mbedtls_platform_zeroize(b, n);
+        free(b);
+    }
+    return ret;
+}
+
 static int load_client_cert(struct smtp_tls_config *cfg, const struct smtp_tls_options *o,
                             char *err, size_t errlen)
 {
+    int nomem;
     const char *pw = o->key_password;
     char why[128];
     int ret;
@@ -284,17 +308,21 @@ static int load_client_cert(struct smtp_tls_config *cfg, const struct smtp_tls_o
                  o->cert_file ? " " : "", o->cert_file ? o->cert_file : "", why);
         return SMTP_ETLS;
     }
-    if (o->key_file != NULL) {
-        ret = smtp_pk_parse_keyfile(&cfg->key, o->key_file, pw, &cfg->drbg);
-    } else {
-        size_t n;
-        unsigned char *b = blob_copy(o->key_pem, o->key_pem_len, &n);
-        if (b == NULL)
+    ret = parse_client_key(cfg, o, pw, &cfg->key, &nomem);
+    if (nomem)
+        return SMTP_ENOMEM;
+    if (ret != 0 && ret != MBEDTLS_ERR_PK_PASSWORD_MISMATCH && pw != NULL) {
+        /* A wrong password decrypts to random bytes whose padding passes
+         * the check about once in 256 tries; the ASN.1 parse then fails
+         * instead. A key that asks for a password is encrypted: the one
+         * given was wrong. */
+        mbedtls_pk_context probe;
+        mbedtls_pk_init(&probe);
+        if (parse_client_key(cfg, o, NULL, &probe, &nomem) == MBEDTLS_ERR_PK_PASSWORD_REQUIRED)
+            ret = MBEDTLS_ERR_PK_PASSWORD_MISMATCH;
+        mbedtls_pk_free(&probe);
+        if (nomem)
             return SMTP_ENOMEM;
-        ret = smtp_pk_parse_key(&cfg->key, b, n, (const unsigned char *)pw,
-                                pw ? strlen(pw) : 0, &cfg->drbg);
-        mbedtls_platform_zeroize(b, n);
-        free(b);
     }
     if (ret == MBEDTLS_ERR_PK_PASSWORD_REQUIRED) {
         snprintf(err, errlen, "the client key is encrypted: key_password is required");
