@@ -177,6 +177,27 @@ describe("TLS session resumption #tls #interop", function()
           assert.equal(first.cipher, second.cipher)
         end)
 
+        it("smtp.pool with tls given as a table resumes across its connections (and SCRAM-PLUS binds)", function()
+          if skip() then return end
+          local s = server()
+          local tls = { ca_file = pki.ca_cert }
+          for k, x in pairs(v.client) do tls[k] = x end
+          local pool = smtp.pool {
+            servers = { { host = "127.0.0.1", port = s.port } }, timeout = 10,
+            tls_mode = mode == "implicit" and "implicit" or nil, tls = tls, tls_peer = "localhost",
+            user = cb_peer.USER, password = cb_peer.PASSWORD,
+            max_messages = 1,   -- QUIT after each message: every send is a new connection
+          }
+          finally(function() pool:close() end)
+          for _ = 1, 3 do
+            pool:send("From: a@example.org\r\nTo: b@example.org\r\nSubject: pool\r\n\r\nbody\r\n")
+          end
+          wait_ended(s, 3)
+          assert.same({ "0", "1", "1" }, s:column("tls", "reused"))
+          assert.same({ "ok", "ok", "ok" }, s:column("auth", "result"))
+          assert.same({ "SCRAM-SHA-256-PLUS", "SCRAM-SHA-256-PLUS", "SCRAM-SHA-256-PLUS" }, s:column("auth", "mech"))
+        end)
+
         it("still checks the host name: a wrong peer name fails after a good session", function()
           if skip() then return end
           local s = server()
