@@ -6,7 +6,10 @@
 --
 --   local cb_peer = require "helpers.cb_peer"
 --   local s = cb_peer.start(pki, { tls = "starttls", max_version = "1.3",
---     mechs = { "SCRAM-SHA-256-PLUS" }, no_tickets = false, corrupt_cb = false })
+--     mechs = { "SCRAM-SHA-256-PLUS" }, no_tickets = false, corrupt_cb = false,
+--     cert = pki.server_cert, key = pki.server_key, port = nil })
+--   (tls: "starttls" | "implicit" | "none"; port: a fixed port, to restart
+--   a peer where an old one listened; see tls_cb_peer.py for the rest)
 --   s.port; s:events("tls") --> { {n="1", version="TLSv1.3", reused="0", ...}, ... }
 --   s:wait_ended(3); s:clear(); s:stop()
 local P = require "helpers.proc"
@@ -89,6 +92,10 @@ function M.start(pki, opts)
     "--user", opts.user or M.USER, "--password", opts.password or M.PASSWORD,
     "--time-limit", tostring(opts.time_limit or 60),
   }
+  if opts.port then
+    args[#args + 1] = "--port"
+    args[#args + 1] = tostring(opts.port)
+  end
   if opts.no_tickets then args[#args + 1] = "--no-tickets" end
   if opts.corrupt_cb then args[#args + 1] = "--corrupt-cb" end
   for i, a in ipairs(args) do args[i] = P.q(a) end

@@ -18,6 +18,10 @@ usage: tls_cb_peer.py --cert C --key K --log LOG --port-file P [options]
   --corrupt-cb                   compute channel binding data wrongly (one
                                  bit flipped): every -PLUS exchange fails
   --time-limit S                 exit after S seconds (at most 90)
+  --port N                       listen on N (default: a free port); a
+                                 restarted peer on the same port has
+                                 neither the old session cache nor the
+                                 old ticket keys
 
 Serves connections concurrently, one thread each. Writes its port to
 PORTFILE atomically. Appends one line per event to LOG, fields key=value:
@@ -53,6 +57,7 @@ p.add_argument("--password", default="p")
 p.add_argument("--no-tickets", action="store_true")
 p.add_argument("--corrupt-cb", action="store_true")
 p.add_argument("--time-limit", type=float, default=60)
+p.add_argument("--port", type=int, default=0)
 args = p.parse_args()
 
 limit = min(max(args.time_limit, 1), 90)
@@ -345,7 +350,7 @@ def handle(raw, n):
 
 srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("127.0.0.1", 0))
+srv.bind(("127.0.0.1", args.port))
 srv.listen(16)
 with open(args.port_file + ".tmp", "w") as f:
     f.write("%d\n" % srv.getsockname()[1])

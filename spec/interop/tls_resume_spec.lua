@@ -99,14 +99,18 @@ describe("TLS session resumption #tls #interop", function()
 
         -- One peer for the tests of this block, its log emptied for each.
         local shared
+        local function server_opts(extra)
+          local o = { tls = mode }
+          for k, x in pairs(v.server) do o[k] = x end
+          for k, x in pairs(extra or {}) do o[k] = x end
+          return o
+        end
         local function server(fresh)
           if shared and not fresh then
             shared:clear()
             return shared
           end
-          local o = { tls = mode }
-          for k, x in pairs(v.server) do o[k] = x end
-          local s = peer(o)
+          local s = peer(server_opts())
           if not fresh then shared = s end
           return s
         end
@@ -175,6 +179,69 @@ describe("TLS session resumption #tls #interop", function()
           assert.equal("CN=localhost", first.peer_subject)
           assert.equal(first.peer_subject, second.peer_subject)
           assert.equal(first.cipher, second.cipher)
+        end)
+
+        it("keeps one session per peer name: another valid name gets a full handshake", function()
+          if skip() then return end
+          local s = server()
+          local cfg = config()
+          local infos = {}
+          for i, name in ipairs { "localhost", "127.0.0.1", "localhost", "127.0.0.1" } do
+            infos[i] = session(s, mode, cfg, name)
+          end
+          wait_ended(s, 4)
+          assert.same({ "0", "0", "1", "1" }, s:column("tls", "reused"))
+          assert.same({ false, false, true, true }, resumed_flags(infos))
+          for i = 1, 4 do assert.is_true(infos[i].peer_verified) end
+        end)
+
+        it("tls given as a table (a new config each time) resumes nothing", function()
+          if skip() then return end
+          local s = server()
+          local tls = { ca_file = pki.ca_cert }
+          for k, x in pairs(v.client) do tls[k] = x end
+          local infos = {}
+          for i = 1, 3 do infos[i] = session(s, mode, tls) end
+          wait_ended(s, 3)
+          assert.same({ "0", "0", "0" }, s:column("tls", "reused"))
+          assert.same({ false, false, false }, resumed_flags(infos))
+        end)
+
+        it("falls back to a full, verified handshake when the server forgot the session", function()
+          if skip() then return end
+          local cfg = config()
+          local s1 = server(true)
+          assert.is_false(session(s1, mode, cfg).resumed)
+          wait_ended(s1, 1)
+          -- A new server process on the same port: no session cache, new ticket keys.
+          s1:stop()
+          local s2 = peer(server_opts { port = s1.port })
+          finally(function() s2:stop() end)
+          local second = session(s2, mode, cfg)
+          local third = session(s2, mode, cfg)
+          wait_ended(s2, 2)
+          assert.same({ "0", "1" }, s2:column("tls", "reused"))
+          assert.is_false(second.resumed)
+          assert.is_true(second.peer_verified)
+          assert.equal("CN=localhost", second.peer_subject)
+          assert.is_true(third.resumed)
+        end)
+
+        it("verifies afresh a server restarted with another certificate on the same port", function()
+          if skip() then return end
+          local cfg = config()
+          local s1 = server(true)
+          assert.is_false(session(s1, mode, cfg).resumed)
+          wait_ended(s1, 1)
+          s1:stop()
+          local s2 = peer(server_opts { port = s1.port, cert = pki.wrong_host_cert, key = pki.wrong_host_key })
+          finally(function() s2:stop() end)
+          local ok, err = try_session(s2, mode, cfg)
+          assert.is_false(ok)
+          assert.equal("tls", err.kind)
+          assert.truthy(err.message:find("host name mismatch", 1, true), err.message)
+          wait_ended(s2, 1)
+          assert.same({}, s2:events("tls"))
         end)
 
         it("smtp.pool with tls given as a table resumes across its connections (and SCRAM-PLUS binds)", function()
