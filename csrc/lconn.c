@@ -401,7 +401,34 @@ static int lconn_starttls(lua_State *L)
     return 1;
 }
 
-/* tls_info() -> {version=, cipher=, peer_subject=, peer_verified=} | nil */
+/* tls_channel_binding() -> type, bytes | nil, kind, message: what
+ * SCRAM-*-PLUS binds the exchange to (see smtp_tls_channel_binding). */
+static int lconn_tls_channel_binding(lua_State *L)
+{
+    struct lconn *c = check_conn(L);
+    unsigned char data[64];
+    const char *type;
+    size_t len;
+    int rc;
+    if (c->tls == NULL) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "usage");
+        lua_pushliteral(L, "channel binding needs an active TLS session");
+        return 3;
+    }
+    rc = smtp_tls_channel_binding(c->tls, &type, data, sizeof data, &len, c->err, sizeof c->err);
+    if (rc != SMTP_OK) {
+        lua_pushnil(L);
+        lua_pushstring(L, smtp_err_kind(rc));
+        lua_pushstring(L, c->err);
+        return 3;
+    }
+    lua_pushstring(L, type);
+    lua_pushlstring(L, (const char *)data, len);
+    return 2;
+}
+
+/* tls_info() -> {version=, cipher=, peer_subject=, peer_verified=, resumed=} | nil */
 static int lconn_tls_info(lua_State *L)
 {
     struct lconn *c = check_conn(L);
@@ -457,6 +484,7 @@ static const luaL_Reg lconn_methods[] = {
     {"send_body", lbody_send_body},
     {"starttls", lconn_starttls},
     {"tls_info", lconn_tls_info},
+    {"tls_channel_binding", lconn_tls_channel_binding},
     {"close", lconn_close},
     {"is_closed", lconn_is_closed},
     {"fileno", lconn_fileno},

@@ -19,7 +19,8 @@ static struct ltls_config *check_config(lua_State *L, int idx)
 
 static const char *const option_names[] = {
     "verify", "ca_file", "ca_path", "ca_pem", "cert_file", "key_file",
-    "cert_pem", "key_pem", "key_password", "min_version", "max_version", "server_name", NULL
+    "cert_pem", "key_pem", "key_password", "min_version", "max_version", "server_name",
+    "session_cache", NULL
 };
 
 /* Reads opts[name] as a string (with its length) or NULL when absent;
@@ -137,6 +138,16 @@ static int read_options(lua_State *L, struct smtp_tls_options *o)
                      luaL_tolstring(L, -1, NULL));
     lua_pop(L, 1);
 
+    lua_getfield(L, 1, "session_cache");
+    if (lua_isnil(L, -1))
+        o->session_cache = 1;
+    else if (lua_type(L, -1) == LUA_TBOOLEAN)
+        o->session_cache = lua_toboolean(L, -1);
+    else
+        return usage(L, "TLS option 'session_cache' must be a boolean, got %s",
+                     luaL_tolstring(L, -1, NULL));
+    lua_pop(L, 1);
+
     if (read_version(L, "min_version", &o->min_version) || read_version(L, "max_version", &o->max_version))
         return 3;
     if (o->max_version >= 0 && o->min_version > o->max_version) {
@@ -236,7 +247,7 @@ void ltls_push_info(lua_State *L, const struct smtp_tls *s)
 {
     struct smtp_tls_info info;
     smtp_tls_get_info(s, &info);
-    lua_createtable(L, 0, 4);
+    lua_createtable(L, 0, 5);
     lua_pushstring(L, info.version);
     lua_setfield(L, -2, "version");
     lua_pushstring(L, info.cipher);
@@ -245,6 +256,8 @@ void ltls_push_info(lua_State *L, const struct smtp_tls *s)
     lua_setfield(L, -2, "peer_subject");
     lua_pushboolean(L, info.peer_verified);
     lua_setfield(L, -2, "peer_verified");
+    lua_pushboolean(L, info.resumed);
+    lua_setfield(L, -2, "resumed");
 }
 
 static const luaL_Reg ltls_methods[] = {

@@ -47,6 +47,13 @@
     mbedtls_pk_sign((pk), (md), (hash), (hlen), (sig), (room), (siglen), \
                     mbedtls_ctr_drbg_random, (drbg))
 
+/* The handshake state and the Finished messages' verify_data have no
+ * accessor; 3.x marks the fields private (renamed with MBEDTLS_PRIVATE). */
+#define smtp_ssl_state(ssl) ((ssl)->MBEDTLS_PRIVATE(state))
+#define smtp_ssl_own_verify_data(ssl) ((ssl)->MBEDTLS_PRIVATE(own_verify_data))
+#define smtp_ssl_peer_verify_data(ssl) ((ssl)->MBEDTLS_PRIVATE(peer_verify_data))
+#define smtp_ssl_verify_data_len(ssl) ((ssl)->MBEDTLS_PRIVATE(verify_data_len))
+
 /* TLS 1.3 needs PSA (above) and its ephemeral key exchange. */
 #if defined(MBEDTLS_SSL_PROTO_TLS1_3) && defined(MBEDTLS_PSA_CRYPTO_C) \
     && MBEDTLS_VERSION_NUMBER >= 0x03020000
@@ -54,6 +61,11 @@
 #endif
 
 #else /* mbedTLS 2.x */
+
+#define smtp_ssl_state(ssl) ((ssl)->state)
+#define smtp_ssl_own_verify_data(ssl) ((ssl)->own_verify_data)
+#define smtp_ssl_peer_verify_data(ssl) ((ssl)->peer_verify_data)
+#define smtp_ssl_verify_data_len(ssl) ((ssl)->verify_data_len)
 
 #define smtp_mbedtls_psa_init() 0
 #define smtp_mbedtls_psa_free() ((void)0)

@@ -91,6 +91,18 @@ static void tls_set_versions(mbedtls_ssl_config *conf, int min, int max)
  * the gathering buffer. A session may allow less (smtp_tls.rec). */
 #define TLS_RECORD_MAX 16384
 
+/* Sessions kept per config for resumption: one per peer (name and
+ * address), the least recently stored one making room. */
+#define TLS_CACHE_SLOTS 8
+#define TLS_CACHE_KEY 320
+
+struct tls_cached {
+    int used;
+    uint64_t stamp;
+    char key[TLS_CACHE_KEY];
+    mbedtls_ssl_session session;
+};
+
 struct smtp_tls_config {
     int refs;
     int verify;
@@ -102,6 +114,9 @@ struct smtp_tls_config {
     mbedtls_pk_context key;
     mbedtls_ssl_config conf;
     int *suites;            /* conf keeps a pointer to this list */
+    int session_cache;
+    uint64_t cache_clock;
+    struct tls_cached cache[TLS_CACHE_SLOTS];
 };
 
 struct smtp_tls {
@@ -112,6 +127,8 @@ struct smtp_tls {
     int more;               /* more records follow in this write: MSG_MORE */
     size_t rec;             /* plaintext bytes per full record */
     int established;
+    int resumed;            /* abbreviated handshake */
+    char cache_key[TLS_CACHE_KEY];  /* "" when not caching */
     int verified;
     char name[256];         /* peer name being verified, "" for none */
     unsigned char ip[16];   /* the name as an address when it is a literal */
@@ -132,8 +149,18 @@ static void tls_strerror(int ret, char *buf, size_t len)
 
 /* ---- configuration ---------------------------------------------------- */
 
+static void cache_drop(struct tls_cached *c)
+{
+    if (c->used)
+        mbedtls_ssl_session_free(&c->session);
+    c->used = 0;
+}
+
 static void config_free(struct smtp_tls_config *cfg)
 {
+    int i;
+    for (i = 0; i < TLS_CACHE_SLOTS; i++)
+        cache_drop(&cfg->cache[i]);
     mbedtls_ssl_config_free(&cfg->conf);
     mbedtls_pk_free(&cfg->key);
     mbedtls_x509_crt_free(&cfg->cert);
@@ -403,6 +430,7 @@ int smtp_tls_config_new(struct smtp_tls_config **out, const struct smtp_tls_opti
         return SMTP_ENOMEM;
     cfg->refs = 1;
     cfg->verify = o->verify;
+    cfg->session_cache = o->session_cache;
     mbedtls_entropy_init(&cfg->entropy);
     mbedtls_ctr_drbg_init(&cfg->drbg);
     mbedtls_x509_crt_init(&cfg->ca);
@@ -447,6 +475,18 @@ int smtp_tls_config_new(struct smtp_tls_config **out, const struct smtp_tls_opti
         goto fail;
     }
     mbedtls_ssl_conf_ciphersuites(&cfg->conf, cfg->suites);
+#if defined(MBEDTLS_SSL_TLS1_3_SIGNAL_NEW_SESSION_TICKETS_ENABLED)
+    /* 3.6 drops TLS 1.3 tickets unless asked to hand them over. */
+    if (o->session_cache)
+        mbedtls_ssl_conf_tls13_enable_signal_new_session_tickets(
+            &cfg->conf, MBEDTLS_SSL_TLS1_3_SIGNAL_NEW_SESSION_TICKETS_ENABLED);
+#endif
+#if defined(MBEDTLS_SSL_SESSION_TICKETS)
+    /* Without a cache a ticket is only work for the server. */
+    mbedtls_ssl_conf_session_tickets(&cfg->conf, o->session_cache
+                                     ? MBEDTLS_SSL_SESSION_TICKETS_ENABLED
+                                     : MBEDTLS_SSL_SESSION_TICKETS_DISABLED);
+#endif
 
     rc = load_ca(cfg, o, err, errlen);
     if (rc != SMTP_OK)
@@ -829,6 +869,97 @@ void smtp_tls_free(struct smtp_tls *s, int notify)
     free(s);
 }
 
+/* ---- session cache -------------------------------------------------------- */
+
+/* The peer a cached session belongs to: the name it was verified for and
+ * the address it came from ("name [addr]:port"). The name alone would be
+ * enough for safety (only that verified peer can finish an abbreviated
+ * handshake); the address saves offering a session to a server that
+ * never issued it. */
+static void cache_key(struct smtp_tls *s, char *key, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    char addr[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+
+    if (getpeername(s->fd, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET) {
+            const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+            inet_ntop(AF_INET, &in->sin_addr, addr, sizeof addr);
+            port = ntohs(in->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+            inet_ntop(AF_INET6, &in6->sin6_addr, addr, sizeof addr);
+            port = ntohs(in6->sin6_port);
+        } else {
+            snprintf(addr, sizeof addr, "local");
+        }
+    }
+    snprintf(key, cap, "%s [%s]:%u", s->name, addr, port);
+}
+
+static struct tls_cached *cache_find(struct smtp_tls_config *cfg, const char *key)
+{
+    int i;
+    for (i = 0; i < TLS_CACHE_SLOTS; i++)
+        if (cfg->cache[i].used && strcmp(cfg->cache[i].key, key) == 0)
+            return &cfg->cache[i];
+    return NULL;
+}
+
+/* Offers the cached session for this peer, if any. A session is taken
+ * out when offered: TLS 1.3 tickets are single-use (RFC 8446 C.4), and a
+ * 1.2 session goes back once the handshake that resumed it completes. */
+static void cache_offer(struct smtp_tls *s)
+{
+    struct tls_cached *c = cache_find(s->cfg, s->cache_key);
+    if (c == NULL)
+        return;
+    /* A session mbedTLS will not take (expired format, other version
+     * limits) only costs the full handshake we would do anyway. */
+    (void)mbedtls_ssl_set_session(&s->ssl, &c->session);
+    cache_drop(c);
+}
+
+/* Stores the connection's current session (after a TLS 1.2 handshake, or
+ * when a TLS 1.3 ticket arrives), replacing this peer's previous one. */
+static void cache_store(struct smtp_tls *s)
+{
+    struct smtp_tls_config *cfg = s->cfg;
+    struct tls_cached *c;
+    int i;
+
+    if (s->cache_key[0] == '\0' || !s->established)
+        return;
+    c = cache_find(cfg, s->cache_key);
+    if (c == NULL) {
+        c = &cfg->cache[0];
+        for (i = 0; i < TLS_CACHE_SLOTS; i++) {
+            if (!cfg->cache[i].used) {
+                c = &cfg->cache[i];
+                break;
+            }
+            if (cfg->cache[i].stamp < c->stamp)
+                c = &cfg->cache[i];
+        }
+    }
+    cache_drop(c);
+    mbedtls_ssl_session_init(&c->session);
+    if (mbedtls_ssl_get_session(&s->ssl, &c->session) != 0) {
+        mbedtls_ssl_session_free(&c->session);
+        return;
+    }
+    c->used = 1;
+    c->stamp = ++cfg->cache_clock;
+    snprintf(c->key, sizeof c->key, "%s", s->cache_key);
+}
+
+static int is_tls13(const struct smtp_tls *s)
+{
+    return strcmp(mbedtls_ssl_get_version(&s->ssl), "TLSv1.3") == 0;
+}
+
 /* Copies the peer name into s: an IP literal is kept as bytes, a DNS name
  * loses a trailing dot (not sent in SNI, RFC 6066 3). */
 static int set_peer(struct smtp_tls *s, const char *name, char *err, size_t errlen)
@@ -905,8 +1036,23 @@ int smtp_tls_start(struct smtp_tls **out, struct smtp_tls_config *cfg, int fd,
     if (cfg->verify == SMTP_TLS_VERIFY_PEER)
         mbedtls_ssl_set_verify(&s->ssl, verify_cb, s);
     mbedtls_ssl_set_bio(&s->ssl, s, bio_send, bio_recv, NULL);
+    if (cfg->session_cache) {
+        cache_key(s, s->cache_key, sizeof s->cache_key);
+        cache_offer(s);
+    }
 
-    while ((ret = mbedtls_ssl_handshake(&s->ssl)) != 0) {
+    /* mbedtls_ssl_handshake() is this loop; stepping it ourselves shows
+     * whether the server sent a certificate (full handshake) or went
+     * straight to Finished (resumed): mbedTLS has no accessor for that. */
+    s->resumed = 1;
+    while (smtp_ssl_state(&s->ssl) != MBEDTLS_SSL_HANDSHAKE_OVER) {
+        int state;
+        ret = mbedtls_ssl_handshake_step(&s->ssl);
+        state = smtp_ssl_state(&s->ssl);
+        if (state == MBEDTLS_SSL_SERVER_CERTIFICATE || state == MBEDTLS_SSL_CERTIFICATE_REQUEST)
+            s->resumed = 0;
+        if (ret == 0)
+            continue;
         if (!is_want(ret)) {
             rc = handshake_error(s, ret, err, errlen);
             goto fail;
@@ -925,6 +1071,9 @@ int smtp_tls_start(struct smtp_tls **out, struct smtp_tls_config *cfg, int fd,
     ret = mbedtls_ssl_get_max_out_record_payload(&s->ssl);
     s->rec = ret > 0 && ret < TLS_RECORD_MAX ? (size_t)ret : TLS_RECORD_MAX;
     s->verified = cfg->verify == SMTP_TLS_VERIFY_PEER;
+    /* A TLS 1.3 session is only worth keeping once a ticket arrives. */
+    if (!is_tls13(s))
+        cache_store(s);
     *out = s;
     return SMTP_OK;
 fail:
@@ -1044,8 +1193,10 @@ int smtp_tls_recv(struct smtp_tls *s, void *buf, size_t cap, size_t *got,
             continue;
         }
 #if defined(MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
-        if (ret == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
-            continue;   /* TLS 1.3 tickets are not application data */
+        if (ret == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET) {
+            cache_store(s);     /* TLS 1.3 tickets are not application data */
+            continue;
+        }
 #endif
         return record_error(s, ret, "receive", err, errlen);
     }
@@ -1058,8 +1209,61 @@ void smtp_tls_get_info(const struct smtp_tls *s, struct smtp_tls_info *info)
     info->cipher = mbedtls_ssl_get_ciphersuite(&s->ssl);
     info->peer_subject[0] = '\0';
     info->peer_verified = s->verified;
+    info->resumed = s->resumed;
     peer = mbedtls_ssl_get_peer_cert(&s->ssl);
     if (peer != NULL && mbedtls_x509_dn_gets(info->peer_subject, sizeof info->peer_subject,
                                              &peer->subject) < 0)
         info->peer_subject[0] = '\0';
+}
+
+int smtp_tls_channel_binding(struct smtp_tls *s, const char **type,
+                             unsigned char *out, size_t cap, size_t *len,
+                             char *err, size_t errlen)
+{
+    *len = 0;
+    *type = NULL;
+    if (cap < 32) {
+        snprintf(err, errlen, "channel binding buffer too small");
+        return SMTP_EUSAGE;
+    }
+    if (is_tls13(s)) {
+#if defined(MBEDTLS_SSL_KEYING_MATERIAL_EXPORT)
+        static const char label[] = "EXPORTER-Channel-Binding";
+        /* RFC 9266 2: 32 bytes, no context (RFC 8446 7.5's empty one). */
+        int ret = mbedtls_ssl_export_keying_material(&s->ssl, out, 32, label, sizeof label - 1,
+                                                     NULL, 0, 0);
+        if (ret != 0) {
+            char why[128];
+            tls_strerror(ret, why, sizeof why);
+            snprintf(err, errlen, "cannot export tls-exporter channel binding: %s", why);
+            return SMTP_ETLS;
+        }
+        *type = "tls-exporter";
+        *len = 32;
+        return SMTP_OK;
+#else
+        snprintf(err, errlen, "this mbedTLS build cannot export keying material (tls-exporter)");
+        return SMTP_ETLS;
+#endif
+    }
+#if defined(MBEDTLS_SSL_RENEGOTIATION)
+    {
+        /* RFC 5929 3.1: the first Finished of the latest handshake, the
+         * client's in a full handshake and the server's in a resumed one. */
+        size_t n = smtp_ssl_verify_data_len(&s->ssl);
+        const char *vd = s->resumed ? smtp_ssl_peer_verify_data(&s->ssl)
+                                    : smtp_ssl_own_verify_data(&s->ssl);
+        if (n == 0 || n > cap) {
+            snprintf(err, errlen, "no tls-unique channel binding for this session");
+            return SMTP_ETLS;
+        }
+        memcpy(out, vd, n);
+        *type = "tls-unique";
+        *len = n;
+        return SMTP_OK;
+    }
+#else
+    snprintf(err, errlen, "this mbedTLS build keeps no Finished data (tls-unique)");
+    return SMTP_ETLS;
+#endif
 }

@@ -35,6 +35,7 @@ struct smtp_tls_options {
     const char *key_password;
     int min_version, max_version;
     const char *server_name;
+    int session_cache;          /* resume sessions across connections */
 };
 
 /* Builds a configuration (seeds its own entropy + CTR_DRBG once). Returns
@@ -53,7 +54,13 @@ int smtp_tls_config_verify(const struct smtp_tls_config *cfg);
 /* NULL when no server_name was configured. */
 const char *smtp_tls_config_server_name(const struct smtp_tls_config *cfg);
 
-/* Runs the client handshake on fd before the deadline. peer_name may be
+/* Session resumption: a config with session_cache keeps the last session
+ * (TLS 1.2) or ticket (TLS 1.3) per peer name and address, and the next
+ * handshake with the same config, name and address offers it. A session
+ * is only ever stored after a handshake that passed this config's checks
+ * for that name, so an abbreviated handshake vouches for the same peer.
+ *
+ * Runs the client handshake on fd before the deadline. peer_name may be
  * NULL; the config's server_name wins over it. With verify "peer" and no
  * name at all it refuses (SMTP_ETLS) before sending anything. Plaintext
  * bytes already waiting on the socket are an injection attempt
@@ -82,9 +89,19 @@ struct smtp_tls_info {
                                    "TLS1-3-AES-256-GCM-SHA384" */
     char peer_subject[512];     /* "CN=localhost", "" without a certificate */
     int peer_verified;          /* chain and name checked and accepted */
+    int resumed;                /* abbreviated handshake (cached session) */
 };
 
 void smtp_tls_get_info(const struct smtp_tls *s, struct smtp_tls_info *info);
+
+/* Channel binding data for SCRAM-*-PLUS (RFC 5056): "tls-exporter" (RFC
+ * 9266, 32 bytes) under TLS 1.3, "tls-unique" (RFC 5929, the first
+ * Finished message's verify_data) under TLS 1.2. Returns SMTP_OK with
+ * *type and out[0..*len) filled, or SMTP_ETLS when this build cannot
+ * export either (err says why). cap must be at least 32. */
+int smtp_tls_channel_binding(struct smtp_tls *s, const char **type,
+                             unsigned char *out, size_t cap, size_t *len,
+                             char *err, size_t errlen);
 
 /* mbedTLS 3.x keeps PSA crypto's state in process globals that nothing
  * frees on its own. Each user (a Lua state) takes a reference before its

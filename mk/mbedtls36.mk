@@ -5,6 +5,7 @@
 #   make test-mbedtls36        that build, whole suite under lua5.4
 #                              (MBEDTLS36_RUN picks the busted task)
 #   make lint-mbedtls36        that build under gcc and clang, -Werror
+#   make check-memory-mbedtls36  TLS/SASL specs under ASan+UBSan and valgrind
 # Without MBEDTLS (or MBEDTLS=2.28) everything uses the system library.
 # The tarball holds the library sources only (no tests, no programs, no
 # generator scripts): only the three static libraries are built, with
@@ -44,7 +45,7 @@ $(OBJS): $(MBEDTLS36_DIR)/.built
 $(MODULE): $(MBEDTLS36_DIR)/.built
 endif
 
-.PHONY: mbedtls36-lib test-mbedtls36 _test-mbedtls36 lint-mbedtls36
+.PHONY: mbedtls36-lib test-mbedtls36 _test-mbedtls36 lint-mbedtls36 check-memory-mbedtls36
 
 mbedtls36-lib: $(MBEDTLS36_DIR)/.built
 
@@ -87,6 +88,15 @@ test-mbedtls36:
 _test-mbedtls36:
 	@echo "== lua5.4, mbedTLS $(MBEDTLS36_VERSION) =="
 	@$(TEST36_ENV) busted --lua=lua5.4 --run=$(MBEDTLS36_RUN)
+
+# ASan+UBSan and valgrind memcheck over the TLS and SASL specs (busted
+# task "tls") with the module linked against 3.6: its TLS 1.3, ticket
+# and exporter paths run only there.
+check-memory-mbedtls36:
+	@if [ ! -f '$(MBEDTLS36_TARBALL)' ]; then \
+	  echo "check-memory-mbedtls36: SKIPPED: $(MBEDTLS36_NAME) not found ($(MBEDTLS36_TARBALL))"; exit 0; fi; \
+	$(MAKE) --no-print-directory MBEDTLS=3.6 ASAN_BUILD=build/asan-mbedtls36 ASAN_RUN=tls check-asan && \
+	$(MAKE) --no-print-directory MBEDTLS=3.6 VALGRIND_BUILD=build/valgrind-mbedtls36 VALGRIND_RUNS=tls check-valgrind
 
 lint-mbedtls36:
 	@if [ ! -f '$(MBEDTLS36_TARBALL)' ]; then \

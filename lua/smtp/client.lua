@@ -823,9 +823,15 @@ function Client:auth(mechanism, user, authz, password, params, token)
   address.check_arg(mechanism, "mechanism")
   mechanism = mechanism:upper()
   local S = sasl()
+  local binding
+  if mechanism:find("%-PLUS$") and self._tls and self._t.tls_channel_binding then
+    local cb_type, data, msg = self._t:tls_channel_binding()
+    if not cb_type then raise { kind = data, message = msg } end
+    binding = { type = cb_type, data = data }
+  end
   local session = S.session(mechanism, {
     user = user, authz = authz, password = password, token = token, sasl_params = params,
-  }, { hostname = self._host, port = self._port, service = "smtp" })
+  }, { hostname = self._host, port = self._port, service = "smtp", channel_binding = binding })
   local ok, result = pcall(function()
     local line = "AUTH " .. mechanism
     local done = false
@@ -973,7 +979,8 @@ function Client:authenticate(opts)
       or "credentials given but the server does not offer AUTH" }
   end
   local mech = sasl().choose(mechs, opts, self._tls and self._tls_verified,
-    self._tls and "TLS without a verified certificate (verify = \"none\")" or nil)
+    self._tls and "TLS without a verified certificate (verify = \"none\")" or nil,
+    self._tls and self._t.tls_channel_binding ~= nil)
   if mech == false then return self end
   if not mech then
     raise { kind = "authentication",

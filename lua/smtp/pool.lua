@@ -106,6 +106,13 @@ local function server_of(base, entry, i)
     -- One socket cannot carry the pool's many connections.
     usage("'transport' must be a function returning a new cosocket for each connection")
   end
+  if type(o.tls) == "table" and o.transport == nil and core.tls_config then
+    -- One config for all of this server's connections, so that their TLS
+    -- sessions resume (abbreviated handshakes) instead of starting over.
+    local cfg, kind, msg = core.tls_config(o.tls)
+    if not cfg then error(Error.new { kind = kind or "tls", message = "smtp.pool: " .. msg }, 0) end
+    o.tls = cfg
+  end
   local weight = number_opt(entry.weight, "servers[" .. i .. "].weight", 1, 0.001)
   local port = o.port or (o.tls_mode == "implicit" and 465 or 25)
   local host = o.host

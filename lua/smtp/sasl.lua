@@ -15,12 +15,14 @@ local sasl = {}
 
 --- Mechanisms tried when the caller names none, strongest first.
 -- SCRAM authenticates both sides and the server stores no password
--- equivalent; CRAM-MD5 keeps the password off the wire. DIGEST-MD5 is
+-- equivalent; its -PLUS forms (RFC 5802 6) also bind the exchange to the
+-- TLS session, so a man in the middle holding a certificate we trusted
+-- still cannot relay the login; they are skipped without TLS. CRAM-MD5 keeps the password off the wire. DIGEST-MD5 is
 -- historic (RFC 6331) and servers disagree on how to hash a non-ASCII
 -- password (Dovecot takes its UTF-8 bytes, libgsasl ISO-8859-1 per RFC
 -- 2831), so it runs only when named in `mechanisms`.
 sasl.default_order = {
-  "SCRAM-SHA-256", "SCRAM-SHA-1", "CRAM-MD5", "PLAIN", "LOGIN",
+  "SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1", "CRAM-MD5", "PLAIN", "LOGIN",
 }
 
 -- Preferred when a bearer token is given: OAUTHBEARER is the standard
@@ -37,6 +39,13 @@ local lua_mechs = { XOAUTH2 = true, OAUTHBEARER = true, EXTERNAL = true }
 -- NTLM): a man in the middle who strips STARTTLS gets it (review M1, L13).
 local no_secret = { EXTERNAL = true, ANONYMOUS = true, GSSAPI = true, ["GS2-KRB5"] = true }
 local sends_in_clear = { PLAIN = true, LOGIN = true, SECURID = true, XOAUTH2 = true, OAUTHBEARER = true }
+
+-- Mechanisms bound to the TLS channel (RFC 5056): they need its binding
+-- data, so only run under TLS.
+local channel_bound = { ["SCRAM-SHA-1-PLUS"] = true, ["SCRAM-SHA-256-PLUS"] = true }
+
+-- libgsasl's property for each channel binding type (its value is base64).
+local cb_property = { ["tls-exporter"] = "cb_tls_exporter", ["tls-unique"] = "cb_tls_unique" }
 
 -- Mechanisms that need a user and a password.
 local password_mechs = {
@@ -90,12 +99,15 @@ end
 -- verified peer certificate
 -- @tparam[opt] string insecure_why how the connection falls short (for
 -- the message), default "an unencrypted connection"
+-- @tparam[opt] boolean channel_binding whether the connection can give
+-- TLS channel binding data (SCRAM-*-PLUS); without it those are skipped,
+-- and naming only them is kind `usage`
 -- @return a mechanism name; `false` when authentication is to be skipped
 -- (`mechanisms = {}`, or no credentials given at all and no `mechanisms`);
 -- `nil` when nothing usable is offered. Raises kind `usage` when the only
 -- match would give a password or token (or what cracks it) to an
 -- unauthenticated peer and `allow_plaintext` is not true.
-function sasl.choose(server_mechs, opts, secure, insecure_why)
+function sasl.choose(server_mechs, opts, secure, insecure_why, channel_binding)
   opts = opts or {}
   local offered = {}
   for _, m in ipairs(server_mechs or {}) do offered[tostring(m):upper()] = true end
@@ -122,11 +134,13 @@ function sasl.choose(server_mechs, opts, secure, insecure_why)
     end
   end
 
-  local refused
+  local refused, unbound
   for _, m in ipairs(wanted) do
     -- EXTERNAL authenticates as whoever the TLS certificate says: only
     -- when asked for by name (it is never in the default lists).
-    if offered[m] and sasl.supports(m) then
+    if channel_bound[m] and not channel_binding then
+      if offered[m] then unbound = unbound or m end
+    elseif offered[m] and sasl.supports(m) then
       if not no_secret[m] and not secure and opts.allow_plaintext ~= true then
         refused = refused or m
       else
@@ -141,6 +155,9 @@ function sasl.choose(server_mechs, opts, secure, insecure_why)
         or (" would expose material to crack the " .. secret)) ..
       " over " .. (insecure_why or "an unencrypted connection") ..
       "; use STARTTLS or implicit TLS with a verified certificate (give 'tls') or set allow_plaintext = true")
+  end
+  if unbound and opts.mechanisms ~= nil then
+    usage("SASL mechanism " .. unbound .. " needs TLS channel binding: use STARTTLS or implicit TLS (give 'tls')")
   end
   return nil
 end
@@ -303,7 +320,9 @@ end
 -- @tparam string mech mechanism name (any case)
 -- @tparam table opts `user`, `authz`, `password`, `token`, `sasl_params`
 -- @tparam table info `hostname` (server name, for DIGEST-MD5's digest-uri and
--- OAUTHBEARER's host=), `service` (default "smtp"), `port` (OAUTHBEARER)
+-- OAUTHBEARER's host=), `service` (default "smtp"), `port` (OAUTHBEARER),
+-- `channel_binding` ({type = "tls-exporter"|"tls-unique", data = bytes},
+-- needed by SCRAM-*-PLUS and given to no other mechanism)
 -- @return a session; raises kind `usage` when a credential is missing or a
 -- critical parameter is unknown
 function sasl.session(mech, opts, info)
@@ -354,6 +373,14 @@ function sasl.session(mech, opts, info)
   props.password = opts.password
   props.service = props.service or info.service or "smtp"
   props.hostname = props.hostname or info.hostname
+  if channel_bound[mech] then
+    local cb = info.channel_binding
+    local prop = type(cb) == "table" and cb_property[cb.type]
+    if not prop or type(cb.data) ~= "string" or cb.data == "" then
+      usage(mech .. " needs TLS channel binding data: use STARTTLS or implicit TLS (give 'tls')")
+    end
+    props[prop] = core.sasl_b64encode(cb.data)
+  end
   local s, kind, msg = core.sasl_client(mech, props)
   if not s then raise(kind, msg) end
   self._core = s
