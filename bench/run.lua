@@ -20,7 +20,9 @@
 -- they are skipped, set by mk/bench.mk when the tarball is absent), BENCH_MAX_SECONDS
 -- (540: no new round starts after that), BENCH_OUT (bench/RESULTS.md),
 -- BENCH_ONLY (scenario ids to run, e.g. "S1,S3,S5"; default all: a partial
--- run is for development and leaves the other rows empty).
+-- run is for development and leaves the other rows empty), BENCH_MERGE
+-- (1: a BENCH_ONLY run replaces only its own sections and round lines in
+-- BENCH_OUT, default bench/RESULTS.md, and leaves the rest as it was).
 local BUILD = arg[1] or os.getenv("SMTP_BUILD") or "build"
 package.path = "lua/?.lua;lua/?/init.lua;spec/?.lua;" .. package.path
 package.cpath = BUILD .. "/?.so;" .. package.cpath
@@ -44,7 +46,8 @@ local S7_ROUNDS = env_num("BENCH_S7_ROUNDS", 3)
 local MAX_SECONDS = env_num("BENCH_MAX_SECONDS", 540)
 local ONLY = os.getenv("BENCH_ONLY")
 -- A partial run never overwrites the committed results by default.
-local OUT = os.getenv("BENCH_OUT") or ((ONLY or "") == "" and "bench/RESULTS.md" or nil)
+local MERGE = os.getenv("BENCH_MERGE") == "1" and (ONLY or "") ~= ""
+local OUT = os.getenv("BENCH_OUT") or (((ONLY or "") == "" or MERGE) and "bench/RESULTS.md" or nil)
 local function selected(id)
   if not ONLY or ONLY == "" then return true end
   for want in ONLY:gmatch("[^,%s]+") do
@@ -674,6 +677,10 @@ for _, g in ipairs(groups) do
           rate_ratio(f, "lua-smtp, session_cache = false (full handshakes), mbedTLS 3.6",
             "lua-smtp, session_cache = false (full handshakes), mbedTLS 2.28")))
       end
+      out(("- The first connection of a run has nothing to resume: %d of %d is the most. Postfix sends TLS 1.3")
+        :format(N7 - 1, N7))
+      out("  tickets after a full handshake only (none on a resumed one) and lua-smtp uses a ticket once, so under")
+      out("  TLS 1.3 every other connection resumes.")
       out("- curl starts one process per message (its start-up is in its figure); verify is off on both sides")
       out("  (lua-smtp verify = \"none\", curl --insecure). Server CPU: Postfix (master, smtpd, tlsmgr) + smtp-sink.")
       for _, c in ipairs(g.clients) do
@@ -903,8 +910,98 @@ local md = {
 for _, kv in ipairs(versions) do md[#md + 1] = ("- %s: %s"):format(kv[1], kv[2]) end
 md[#md + 1] = table_text
 md[#md + 1] = ""
-write(OUT, table.concat(md, "\n") .. "\n")
-log("wrote %s", OUT)
+
+-- BENCH_MERGE: this run's sections (by heading) and round lines replace
+-- theirs in OUT, or go in before the cipher ceiling / S5 sections; each
+-- gets a line saying where it comes from, since OUT's header describes
+-- the run that wrote it. Sections are "### " headings up to the next one.
+local function blocks_of(text)
+  local head, list = {}, {}
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+    if line:find("^### ") then list[#list + 1] = { line }
+    elseif #list > 0 then table.insert(list[#list], line)
+    else head[#head + 1] = line end
+  end
+  return head, list
+end
+local function merge_into(path)
+  local old = P.read_file(path)
+  if not old then error("BENCH_MERGE: no " .. path .. " to merge into (run the whole bench once)") end
+  local head, olds = blocks_of(old:gsub("\n$", ""))
+  local _, news = blocks_of(table_text)
+  local note = ("(From a partial run merged in: BENCH_ONLY=%s, %s, %d rounds, lua-smtp %s; the header above"
+    .. " describes the last full run.)"):format(ONLY, os.date("!%Y-%m-%d %H:%M UTC"), rounds_done,
+    first_line("git log -1 --format=%h 2>/dev/null"))
+  local ids = {}
+  for _, g in ipairs(groups) do
+    local title = "### " .. g.title
+    local new
+    for _, b in ipairs(news) do if b[1] == title then new = b end end
+    if selected(g.id) and new then
+      -- Keep the empty line that ends a section, put the note before it.
+      if new[#new] == "" then table.remove(new) end
+      new[#new + 1] = ""
+      new[#new + 1] = note
+      new[#new + 1] = ""
+      -- The same heading, else (its figures in the title changed) the same
+      -- "### Sn:" prefix where no other scenario's title shares it.
+      local at
+      for i, b in ipairs(olds) do if b[1] == title then at = i end end
+      local prefix, shared = "### " .. g.id .. ":", 0
+      for _, o in ipairs(groups) do
+        if ("### " .. o.title):sub(1, #prefix) == prefix then shared = shared + 1 end
+      end
+      if not at and shared == 1 then
+        for i, b in ipairs(olds) do
+          if not at and b[1]:sub(1, #prefix) == prefix then at = i end
+        end
+      end
+      if at then olds[at] = new
+      else
+        for i, b in ipairs(olds) do
+          if b[1]:find("^### S4: cipher") or b[1]:find("^### S5:") or b[1]:find("^### Targets") then at = i; break end
+        end
+        table.insert(olds, at or #olds + 1, new)
+      end
+      ids[g.id] = true
+    end
+  end
+  -- Round lines: the old ones of these scenarios out, the new ones at the end.
+  local rounds_new = {}
+  for _, b in ipairs(news) do
+    if b[1]:find("^### Every round") then
+      for _, line in ipairs(b) do
+        local id = line:match("^%- (S%w+), ")
+        if id and ids[id] then rounds_new[#rounds_new + 1] = line end
+      end
+    end
+  end
+  for _, b in ipairs(olds) do
+    if b[1]:find("^### Every round") then
+      local kept = {}
+      for _, line in ipairs(b) do
+        local id = line:match("^%- (S%w+), ")
+        if not (id and ids[id]) then kept[#kept + 1] = line end
+      end
+      while kept[#kept] == "" do table.remove(kept) end
+      for _, line in ipairs(rounds_new) do kept[#kept + 1] = line end
+      kept[#kept + 1] = ""
+      for i = 1, #b do b[i] = nil end
+      for i, line in ipairs(kept) do b[i] = line end
+    end
+  end
+  local all = { table.concat(head, "\n") }
+  for _, b in ipairs(olds) do all[#all + 1] = table.concat(b, "\n") end
+  write(path, table.concat(all, "\n") .. "\n")
+end
+
+if MERGE then
+  merge_into(OUT)
+  log("merged %s into %s", ONLY, OUT)
+else
+  write(OUT, table.concat(md, "\n") .. "\n")
+  log("wrote %s", OUT)
+end
 
 ---------------------------------------------------------------- cleanup
 
