@@ -6,12 +6,23 @@
 --   S4 S1 and S3 over implicit TLS (stunnel4 in front of smtp-sink)
 --   S5 reply waits and writes per message, counted with strace
 --   S6 S1 through smtp.pool over 3 relays (smtp-sinks), next to one connection
+--   S7 TLS handshakes (issue 16): N messages, a fresh STARTTLS connection
+--      each, to a private Postfix smtpd; lua-smtp with one shared
+--      tls_config (resumption) and with session_cache = false, under the
+--      mbedTLS 2.28 and 3.6 builds; curl, one process per message
+--   S8 S4's big message over implicit TLS, mbedTLS 3.6 build vs 2.28
 -- Run from the repository root: lua5.4 bench/run.lua <build dir>.
 -- Environment: BENCH_ROUNDS (7), BENCH_S1 (2000), BENCH_S2 (500),
--- BENCH_S3_MB (100), BENCH_ATT_MB (50), BENCH_S5 (500), BENCH_MAX_SECONDS
+-- BENCH_S3_MB (100), BENCH_ATT_MB (50), BENCH_S5 (500), BENCH_S7 (200),
+-- BENCH_S7_ROUNDS (3: S7 runs in the first rounds only, its rows are slow),
+-- BENCH_BUILD36 (the mbedTLS 3.6 build dir, build/mbedtls36; S8 and S7's
+-- 3.6 rows are skipped without its smtp/core.so), BENCH_NO36 (the reason
+-- they are skipped, set by mk/bench.mk when the tarball is absent), BENCH_MAX_SECONDS
 -- (540: no new round starts after that), BENCH_OUT (bench/RESULTS.md),
 -- BENCH_ONLY (scenario ids to run, e.g. "S1,S3,S5"; default all: a partial
--- run is for development and leaves the other rows empty).
+-- run is for development and leaves the other rows empty), BENCH_MERGE
+-- (1: a BENCH_ONLY run replaces only its own sections and round lines in
+-- BENCH_OUT, default bench/RESULTS.md, and leaves the rest as it was).
 local BUILD = arg[1] or os.getenv("SMTP_BUILD") or "build"
 package.path = "lua/?.lua;lua/?/init.lua;spec/?.lua;" .. package.path
 package.cpath = BUILD .. "/?.so;" .. package.cpath
@@ -30,10 +41,13 @@ local N2 = env_num("BENCH_S2", 500)
 local S3_MB = env_num("BENCH_S3_MB", 100)
 local ATT_MB = env_num("BENCH_ATT_MB", 50)
 local N5 = env_num("BENCH_S5", 500)
+local N7 = env_num("BENCH_S7", 200)
+local S7_ROUNDS = env_num("BENCH_S7_ROUNDS", 3)
 local MAX_SECONDS = env_num("BENCH_MAX_SECONDS", 540)
 local ONLY = os.getenv("BENCH_ONLY")
 -- A partial run never overwrites the committed results by default.
-local OUT = os.getenv("BENCH_OUT") or ((ONLY or "") == "" and "bench/RESULTS.md" or nil)
+local MERGE = os.getenv("BENCH_MERGE") == "1" and (ONLY or "") ~= ""
+local OUT = os.getenv("BENCH_OUT") or (((ONLY or "") == "" or MERGE) and "bench/RESULTS.md" or nil)
 local function selected(id)
   if not ONLY or ONLY == "" then return true end
   for want in ONLY:gmatch("[^,%s]+") do
@@ -49,8 +63,21 @@ local started = core.now()
 local work = P.tempdir("bench")
 OUT = OUT or (work .. "/RESULTS.md")
 local root = P.run("pwd"):gsub("\n$", "")
-local LUAENV = ("env LUA_PATH=%s LUA_CPATH=%s "):format(
-  q(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;"), q(root .. "/" .. BUILD .. "/?.so;;"))
+-- The environment of a lua-smtp client: Lua modules from lua/, the C
+-- core from the given build dir (BUILD: the system mbedTLS 2.28).
+local function luaenv(build)
+  return ("env LUA_PATH=%s LUA_CPATH=%s "):format(
+    q(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;"), q(root .. "/" .. build .. "/?.so;;"))
+end
+local LUAENV = luaenv(BUILD)
+-- The mbedTLS 3.6 build (issue 16), for S7's 3.6 rows and S8.
+local BUILD36 = os.getenv("BENCH_BUILD36") or "build/mbedtls36"
+local NO36 = os.getenv("BENCH_NO36")
+if NO36 == "" then NO36 = nil end
+if not NO36 and not P.exists(BUILD36 .. "/smtp/core.so") then
+  NO36 = ("SKIPPED: no mbedTLS 3.6 build in %s (make MBEDTLS=3.6 BUILD=%s all)"):format(BUILD36, BUILD36)
+end
+local LUAENV36 = not NO36 and luaenv(BUILD36) or nil
 
 local function log(fmt, ...)
   io.stderr:write(("[bench %5.1fs] "):format(core.now() - started), fmt:format(...), "\n")
@@ -156,8 +183,8 @@ do
 end
 
 local tls_port, tls_fast_port, tunnel_pid
+local key, cert = work .. "/tls.key", work .. "/tls.crt"
 do
-  local key, cert = work .. "/tls.key", work .. "/tls.crt"
   P.run(("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
     .. "-subj /CN=localhost -keyout %s -out %s"):format(q(key), q(cert)))
   for _ = 1, 3 do
@@ -182,6 +209,32 @@ do
 end
 log("smtp-sink on %d (pid %d), fastsink on %d (pid %d), stunnel4 on %d and %d (pid %d)",
   sink_port, sink_pid, fast_port, fast_pid, tls_port, tls_fast_port, tunnel_pid)
+
+-- S7's server: a private Postfix smtpd (spec/helpers/servers.lua) on its
+-- STARTTLS port (smtpd_tls_security_level = may) with the certificate
+-- above. Session tickets are on by default (smtpd_tls_session_cache_timeout
+-- 3600 s, keys from tlsmgr); the session-ID cache is turned on too. Each
+-- message goes on at once to smtp-sink (smtpd_proxy_filter): no queue
+-- file, no cleanup/qmgr/delivery work beside the handshakes.
+local S7_RCPT = "alice@" .. servers.DOMAIN
+local s7_postfix, s7_skip
+if selected("S7") then
+  local ok, h = pcall(servers.postfix, {
+    recipients = { S7_RCPT }, tls = { cert = cert, key = key },
+    main = {
+      smtpd_proxy_filter = "127.0.0.1:" .. sink_port,
+      smtpd_tls_session_cache_database = "btree:${data_directory}/smtpd_scache",
+      smtpd_tls_session_cache_timeout = "3600s",
+      smtpd_tls_loglevel = "0",
+    } })
+  if ok then
+    s7_postfix = h
+    log("S7: Postfix smtpd (STARTTLS) on %d (master pid %d)", h.ports.starttls, h.pid)
+  else
+    s7_skip = "skipped: Postfix smtpd did not start: " .. tostring(h):sub(1, 300)
+    log("S7 %s", s7_skip)
+  end
+end
 
 ---------------------------------------------------------------- clients
 
@@ -220,6 +273,32 @@ end
 local curl_attach = ("curl -sS %s --mail-from %s --mail-rcpt %s -H %s -H %s -H %s -F %s")
   :format(q(fast_url), FROM, TO, q("From: " .. FROM), q("To: " .. TO), q("Subject: attachment"),
     q("=@" .. ATT .. ";type=application/octet-stream;encoder=base64"))
+
+-- S7: N7 fresh STARTTLS connections, one message each, to Postfix.
+local s7_port = s7_postfix and s7_postfix.ports.starttls or 0
+local function lua_s7(env, cache)
+  return env .. ("BENCH_RCPT=%s %slua5.4 bench/peers/luasmtp.lua starttls 127.0.0.1 %d %d %s")
+    :format(S7_RCPT, cache and "" or "BENCH_SESSION_CACHE=false ", s7_port, N7, q(MSG1K))
+end
+-- curl: one process per message (its start-up is in the figure: one curl
+-- process with N7 URLs would reuse its connection, not make N7 handshakes).
+local s7_url = ("smtp://127.0.0.1:%d/bench.example.test"):format(s7_port)
+local curl_one = ("curl -sS --ssl-reqd --insecure --mail-from %s --mail-rcpt %s -T %s %s")
+  :format(FROM, S7_RCPT, q(MSG1K), q(s7_url))
+local curl_s7 = ("sh -c %s"):format(q(("i=0; while [ $i -lt %d ]; do %s || exit 1; i=$((i+1)); done; echo ok %d 0")
+  :format(N7, curl_one, N7)))
+local s7_clients = {
+  { name = "lua-smtp, one shared tls_config (resumption), mbedTLS 2.28", ref = true, cmd = lua_s7(LUAENV, true) },
+  { name = "lua-smtp, session_cache = false (full handshakes), mbedTLS 2.28", cmd = lua_s7(LUAENV, false) },
+}
+if LUAENV36 then
+  s7_clients[#s7_clients + 1] = { name = "lua-smtp, one shared tls_config (resumption), mbedTLS 3.6",
+    cmd = lua_s7(LUAENV36, true) }
+  s7_clients[#s7_clients + 1] = { name = "lua-smtp, session_cache = false (full handshakes), mbedTLS 3.6",
+    cmd = lua_s7(LUAENV36, false) }
+end
+s7_clients[#s7_clients + 1] = { name = ("curl --ssl-reqd, %d processes (process start-up included)"):format(N7),
+  cmd = curl_s7, curl = true }
 
 local has_pool = os.execute(LUAENV .. "lua5.4 -e 'assert(require(\"smtp\").pool)' 2>/dev/null") == true
 local RELAYS = ("%d,%d,%d"):format(sink_port, relay2_port, relay3_port)
@@ -300,6 +379,18 @@ local groups = {
       { name = "lua-smtp pool:send, 3 relays", cmd = lua_pool(RELAYS) },
       { name = "lua-smtp pool:send, 1 relay", cmd = lua_pool(tostring(sink_port)) },
     } },
+  { id = "S7",
+    title = ("S7: TLS handshakes: %d messages, a fresh STARTTLS connection per message (Postfix smtpd)"):format(N7),
+    unit = "msg/s", work = N7, tls = true, skip = s7_skip, clients = s7_clients, rounds = S7_ROUNDS },
+  { id = "S8", title = "S8: S4's text message over implicit TLS (stunnel4 -> fastsink), mbedTLS 3.6 vs 2.28",
+    unit = "MB/s", work = BIG_SIZE, rss = true, tls = true, skip = NO36,
+    clients = {
+      { name = "lua-smtp sendmail(file) (TLS), mbedTLS 2.28", ref = true,
+        cmd = lua_smtp("file", tls_fast_port, 1, BIG, true) },
+      { name = "lua-smtp sendmail(file) (TLS), mbedTLS 3.6",
+        cmd = LUAENV36 and (LUAENV36 .. ("lua5.4 bench/peers/luasmtp.lua file 127.0.0.1 %d 1 %s tls")
+          :format(tls_fast_port, q(BIG))) },
+    } },
 }
 
 -- CPU time (user + system, seconds) a process has used so far.
@@ -313,9 +404,22 @@ local function cpu_of(pid)
   return ((tonumber(f[12]) or 0) + (tonumber(f[13]) or 0)) / 100
 end
 local server_pids = { sink_pid, fast_pid, tunnel_pid, relay2_pid, relay3_pid }
+-- S7's Postfix: the master with the children it has reaped (cutime,
+-- cstime) and those alive now; a child that exits during a run moves from
+-- the second sum to the first, so differences stay right.
+local function postfix_cpu(pid)
+  local rest = (P.read_file("/proc/" .. pid .. "/stat") or ""):match("^%d+ %b() (.*)$")
+  if not rest then return 0 end
+  local f = {}
+  for w in rest:gmatch("%S+") do f[#f + 1] = w end
+  local t = ((tonumber(f[12]) or 0) + (tonumber(f[13]) or 0) + (tonumber(f[14]) or 0) + (tonumber(f[15]) or 0)) / 100
+  for _, kid in ipairs(P.children(pid)) do t = t + cpu_of(kid) end
+  return t
+end
 local function server_cpu()
   local t = 0
   for _, pid in ipairs(server_pids) do t = t + cpu_of(pid) end
+  if s7_postfix then t = t + postfix_cpu(s7_postfix.pid) end
   return t
 end
 
@@ -335,7 +439,9 @@ local function run_client(cmd, limit)
   local inner = stdout:match("ok %d+ ([%d%.]+)")
   local m, u, sy = (P.read_file(rss) or ""):match("(%d+) ([%d%.]+) ([%d%.]+)%s*$")
   local r = { wall = wall, inner = tonumber(inner), rss = tonumber(m),
-    cpu = u and (tonumber(u) + tonumber(sy)) or nil, server_cpu = scpu }
+    cpu = u and (tonumber(u) + tonumber(sy)) or nil, server_cpu = scpu,
+    tls = stdout:match(" tls=(%S+)"), cipher = stdout:match(" cipher=(%S+)"),
+    resumed = tonumber(stdout:match(" resumed=(%d+)")), standin = stdout:find(" standin=1") ~= nil }
   if ok ~= true then
     r.failed = ((P.read_file(err) or "") .. stdout):sub(1, 400)
   end
@@ -351,6 +457,10 @@ for _, g in ipairs(groups) do
   for _, c in ipairs(g.clients) do results[g.id][c.name] = {} end
 end
 
+-- S7: one message first, outside the timing, so that no row pays for
+-- Postfix's first smtpd, tlsmgr and proxy connection.
+if s7_postfix and selected("S7") then P.try(curl_one .. " >/dev/null 2>&1") end
+
 local rounds_done = 0
 for round = 1, ROUNDS do
   if core.now() - started > MAX_SECONDS then
@@ -358,7 +468,7 @@ for round = 1, ROUNDS do
     break
   end
   for _, g in ipairs(groups) do
-    if not g.skip then
+    if not g.skip and round <= (g.rounds or ROUNDS) then
       -- Rotate the order each round so no client always runs first.
       local n = #g.clients
       for k = 0, n - 1 do
@@ -461,6 +571,15 @@ if selected("S4") then
   negotiated.curl = o and o:match("SSL connection using (%S+ / %S+)")
 end
 
+-- What curl negotiates with S7's Postfix (its rows print nothing).
+if selected("S7") and s7_postfix then
+  local _, o = P.try(curl_one:gsub("^curl %-sS", "curl -sSv") .. " 2>&1")
+  local v, c = (o or ""):match("SSL connection using (%S+) / (%S+)")
+  for _, c7 in ipairs(s7_clients) do
+    if c7.curl then c7.tls, c7.cipher = v, c end
+  end
+end
+
 -- S4's cipher ceiling: a TLS client cannot send faster than its library
 -- seals records. mbedTLS (lua-smtp) by bench/tools/aead_speed.c, OpenSSL
 -- (curl, stunnel4) by `openssl speed`, 16 KiB records, one core each.
@@ -508,8 +627,20 @@ local function figures(g, runs)
     end
   end
   table.sort(rates)
+  -- TLS facts the client printed (issue 16): version and cipher of its
+  -- last run, resumed connections per run (median), stand-in runs.
+  local tls, cipher, resumed, standin = nil, nil, {}, 0
+  for _, r in ipairs(runs) do
+    if not r.failed then
+      tls, cipher = r.tls or tls, r.cipher or cipher
+      if r.resumed then resumed[#resumed + 1] = r.resumed end
+      if r.standin then standin = standin + 1 end
+    end
+  end
   return { median = median(rates), min = rates[1], max = rates[#rates], rss = median(rss), fails = fails,
-    n = #rates, cpu = median(cpu), server_cpu = median(scpu) }
+    n = #rates, cpu = median(cpu), server_cpu = median(scpu), tls = tls, cipher = cipher,
+    resumed = median(resumed), resumed_min = #resumed > 0 and math.min(table.unpack(resumed)) or nil,
+    resumed_max = #resumed > 0 and math.max(table.unpack(resumed)) or nil, standin = standin }
 end
 
 local fig = {}
@@ -522,6 +653,56 @@ local function fmt_rate(v, unit)
   return ("%.0f"):format(v)
 end
 
+-- S7's and S8's ratios, under their tables (issue 16).
+local function rate_ratio(f, a, b)
+  local x, y = f[a] and f[a].median, f[b] and f[b].median
+  return x and y and ("%.2f"):format(x / y) or "n/a"
+end
+for _, g in ipairs(groups) do
+  if g.id == "S7" then
+    g.after = function(f)
+      local curl = s7_clients[#s7_clients].name
+      out("")
+      out("One message per connection: messages/s = handshakes/s. Ratios of the medians:")
+      out("")
+      for _, b in ipairs({ "2.28", "3.6" }) do
+        local res = "lua-smtp, one shared tls_config (resumption), mbedTLS " .. b
+        local full = "lua-smtp, session_cache = false (full handshakes), mbedTLS " .. b
+        if f[res] then
+          out(("- mbedTLS %s (%s): resumed / full %s; lua-smtp / curl: %s resumed, %s full")
+            :format(b, f[full] and f[full].tls or "?", rate_ratio(f, res, full), rate_ratio(f, res, curl),
+              rate_ratio(f, full, curl)))
+        end
+      end
+      local r36 = "lua-smtp, one shared tls_config (resumption), mbedTLS 3.6"
+      if f[r36] then
+        out(("- mbedTLS 3.6 / 2.28: %s resumed, %s full"):format(
+          rate_ratio(f, r36, "lua-smtp, one shared tls_config (resumption), mbedTLS 2.28"),
+          rate_ratio(f, "lua-smtp, session_cache = false (full handshakes), mbedTLS 3.6",
+            "lua-smtp, session_cache = false (full handshakes), mbedTLS 2.28")))
+      end
+      out(("- The first connection of a run has nothing to resume: %d of %d is the most. Postfix sends TLS 1.3")
+        :format(N7 - 1, N7))
+      out("  tickets after a full handshake only (none on a resumed one) and lua-smtp uses a ticket once, so under")
+      out("  TLS 1.3 every other connection resumes.")
+      out("- curl starts one process per message (its start-up is in its figure); verify is off on both sides")
+      out("  (lua-smtp verify = \"none\", curl --insecure). Server CPU: Postfix (master, smtpd, tlsmgr) + smtp-sink.")
+      for _, c in ipairs(g.clients) do
+        if f[c.name] and f[c.name].standin > 0 then
+          out("- Rows marked stand-in ran before this build knew `session_cache`: a fresh tls_config per")
+          out("  connection (nothing to resume from) stood in for session_cache = false.")
+          break
+        end
+      end
+    end
+  elseif g.id == "S8" then
+    g.after = function(f)
+      out("")
+      out(("- mbedTLS 3.6 / 2.28 (median MB/s): %s"):format(rate_ratio(f, g.clients[2].name, g.clients[1].name)))
+    end
+  end
+end
+
 for _, g in ipairs(groups) do
   fig[g.id] = {}
   out("")
@@ -530,12 +711,18 @@ for _, g in ipairs(groups) do
   if g.skip then
     out(g.skip)
   else
-    out(("| client | %s (median) | min - max | ratio peer / lua-smtp | client CPU s | server CPU s |%s runs |")
-      :format(g.unit, g.rss and " peak RSS MiB |" or ""))
-    out("|---|---:|---:|---:|---:|---:|" .. (g.rss and "---:|" or "") .. "---:|")
+    -- TLS groups (S7, S8) also name the negotiated version and cipher;
+    -- S7 counts the connections that resumed a session.
+    local s7 = g.id == "S7"
+    out(("| client | %s (median) | min - max | ratio peer / lua-smtp | client CPU s | server CPU s |%s%s%s runs |")
+      :format(g.unit, g.rss and " peak RSS MiB |" or "", g.tls and " TLS |" or "",
+        s7 and (" resumed / %d (median, min - max) |"):format(N7) or ""))
+    out("|---|---:|---:|---:|---:|---:|" .. (g.rss and "---:|" or "") .. (g.tls and "---|" or "")
+      .. (s7 and "---:|" or "") .. "---:|")
     local ref
     for _, c in ipairs(g.clients) do
       local f = figures(g, results[g.id][c.name])
+      f.tls, f.cipher = f.tls or c.tls, f.cipher or c.cipher
       fig[g.id][c.name] = f
       if c.ref then ref = f.median end
     end
@@ -543,12 +730,22 @@ for _, g in ipairs(groups) do
       local f = fig[g.id][c.name]
       local ratio = (f.median and ref) and ("%.2f"):format(f.median / ref) or "-"
       if c.ref then ratio = "1 (reference)" end
-      out(("| %s | %s | %s - %s | %s | %s | %s |%s %d%s |"):format(c.name, fmt_rate(f.median, g.unit),
+      local resumed = "-"
+      if f.resumed then
+        resumed = ("%g (%d - %d)%s"):format(f.resumed, f.resumed_min, f.resumed_max,
+          f.standin > 0 and " [stand-in: a fresh tls_config per connection]" or "")
+      elseif c.curl then
+        resumed = "0 (a new process each)"
+      end
+      out(("| %s | %s | %s - %s | %s | %s | %s |%s%s%s %d%s |"):format(c.name, fmt_rate(f.median, g.unit),
         fmt_rate(f.min, g.unit), fmt_rate(f.max, g.unit), ratio,
         f.cpu and ("%.2f"):format(f.cpu) or "-", f.server_cpu and ("%.2f"):format(f.server_cpu) or "-",
         g.rss and (" %s |"):format(f.rss and ("%.1f"):format(f.rss) or "-") or "",
+        g.tls and (" %s |"):format(f.tls and (f.tls .. " " .. (f.cipher or "")) or "?") or "",
+        s7 and (" %s |"):format(resumed) or "",
         f.n, f.fails > 0 and (" (%d failed)"):format(f.fails) or ""))
     end
+    if g.after then g.after(fig[g.id]) end
   end
 end
 
@@ -677,6 +874,8 @@ local versions = {
   { "stunnel", first_line("stunnel4 -version 2>&1 | grep -m1 stunnel") },
   { "OpenSSL", first_line("openssl version") },
   { "mbedTLS (lua-smtp)", first_line("dpkg-query -W -f '${Version}' libmbedtls-dev 2>/dev/null") },
+  { "mbedTLS (lua-smtp, S7 and S8 3.6 rows)", NO36 or (BUILD36 .. ", " .. first_line(
+    "ls -d build/mbedtls-3.* 2>/dev/null | sed 's|.*/mbedtls-||'")) },
   { "kernel", first_line("uname -srm") },
   { "CPU", first_line("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2") .. ", "
       .. first_line("nproc") .. " cores" },
@@ -686,17 +885,22 @@ local md = {
   "",
   "Written by `make bench` (bench/run.lua); do not edit by hand.",
   "",
-  "- Command: `make bench` (" .. ("BENCH_ROUNDS=%d BENCH_S1=%d BENCH_S2=%d BENCH_S3_MB=%d BENCH_ATT_MB=%d BENCH_S5=%d")
-    :format(ROUNDS, N1, N2, S3_MB, ATT_MB, N5) .. ((ONLY or "") ~= "" and (" BENCH_ONLY=" .. ONLY) or "") .. ")",
+  "- Command: `make bench` (" .. ("BENCH_ROUNDS=%d BENCH_S1=%d BENCH_S2=%d BENCH_S3_MB=%d BENCH_ATT_MB=%d BENCH_S5=%d"
+    .. " BENCH_S7=%d BENCH_S7_ROUNDS=%d"):format(ROUNDS, N1, N2, S3_MB, ATT_MB, N5, N7, S7_ROUNDS)
+    .. ((ONLY or "") ~= "" and (" BENCH_ONLY=" .. ONLY) or "") .. ")",
   "- Date: " .. os.date("!%Y-%m-%d %H:%M UTC"),
-  ("- Rounds: %d of %d, interleaved (every client once per round, order rotated); figures are medians.")
-    :format(rounds_done, ROUNDS),
+  ("- Rounds: %d of %d, interleaved (every client once per round, order rotated; S7 in the first %d only);")
+    :format(rounds_done, ROUNDS, S7_ROUNDS),
+  "  figures are medians.",
   "- Everything on loopback: smtp-sink (Postfix) as the server for S1, S2, S4 and S5; bench/tools/fastsink.c",
   "  (a discarding server reading 1 MiB at a time, PIPELINING + CHUNKING) for S3, since smtp-sink parses DATA",
   "  line by line and caps far below loopback TCP (its ceiling is in the S3 table); stunnel4 (implicit TLS) in front",
   ("  of either for S4: curl negotiated %s, lua-smtp (mbedTLS 2.28) %s;")
     :format(negotiated.curl or "(not probed)", negotiated.lua or "(not probed)"),
-  "  S5's CHUNKING rows use a private Postfix smtpd (spec/helpers/servers.lua).",
+  "  S5's CHUNKING rows use a private Postfix smtpd (spec/helpers/servers.lua). S7 (issue 16): another private",
+  "  Postfix smtpd, STARTTLS (smtpd_tls_security_level = may, session tickets and session-ID cache on), the bench",
+  "  certificate (EC P-256, self-signed), every message passed on to smtp-sink at once (smtpd_proxy_filter).",
+  "  S8 runs S4's big message under lua-smtp's two builds: mbedTLS 2.28 (system, TLS 1.2) and the pinned 3.6.",
   "- Times are wall clock around each client process, interpreter start-up included (Python's is about 20 ms),",
   "  except the rows marked self-timed or ceiling, which time their own transfer. MB = 10^6 bytes of message file.",
   "- client CPU: user + system of the client process (/usr/bin/time); server CPU: smtp-sink + fastsink + stunnel4",
@@ -710,12 +914,103 @@ local md = {
 for _, kv in ipairs(versions) do md[#md + 1] = ("- %s: %s"):format(kv[1], kv[2]) end
 md[#md + 1] = table_text
 md[#md + 1] = ""
-write(OUT, table.concat(md, "\n") .. "\n")
-log("wrote %s", OUT)
+
+-- BENCH_MERGE: this run's sections (by heading) and round lines replace
+-- theirs in OUT, or go in before the cipher ceiling / S5 sections; each
+-- gets a line saying where it comes from, since OUT's header describes
+-- the run that wrote it. Sections are "### " headings up to the next one.
+local function blocks_of(text)
+  local head, list = {}, {}
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+    if line:find("^### ") then list[#list + 1] = { line }
+    elseif #list > 0 then table.insert(list[#list], line)
+    else head[#head + 1] = line end
+  end
+  return head, list
+end
+local function merge_into(path)
+  local old = P.read_file(path)
+  if not old then error("BENCH_MERGE: no " .. path .. " to merge into (run the whole bench once)") end
+  local head, olds = blocks_of(old:gsub("\n$", ""))
+  local _, news = blocks_of(table_text)
+  local note = ("(From a partial run merged in: BENCH_ONLY=%s, %s, %d rounds, lua-smtp %s; the header above"
+    .. " describes the last full run.)"):format(ONLY, os.date("!%Y-%m-%d %H:%M UTC"), rounds_done,
+    first_line("git log -1 --format=%h 2>/dev/null"))
+  local ids = {}
+  for _, g in ipairs(groups) do
+    local title = "### " .. g.title
+    local new
+    for _, b in ipairs(news) do if b[1] == title then new = b end end
+    if selected(g.id) and new then
+      -- Keep the empty line that ends a section, put the note before it.
+      if new[#new] == "" then table.remove(new) end
+      new[#new + 1] = ""
+      new[#new + 1] = note
+      new[#new + 1] = ""
+      -- The same heading, else (its figures in the title changed) the same
+      -- "### Sn:" prefix where no other scenario's title shares it.
+      local at
+      for i, b in ipairs(olds) do if b[1] == title then at = i end end
+      local prefix, shared = "### " .. g.id .. ":", 0
+      for _, o in ipairs(groups) do
+        if ("### " .. o.title):sub(1, #prefix) == prefix then shared = shared + 1 end
+      end
+      if not at and shared == 1 then
+        for i, b in ipairs(olds) do
+          if not at and b[1]:sub(1, #prefix) == prefix then at = i end
+        end
+      end
+      if at then olds[at] = new
+      else
+        for i, b in ipairs(olds) do
+          if b[1]:find("^### S4: cipher") or b[1]:find("^### S5:") or b[1]:find("^### Targets") then at = i; break end
+        end
+        table.insert(olds, at or #olds + 1, new)
+      end
+      ids[g.id] = true
+    end
+  end
+  -- Round lines: the old ones of these scenarios out, the new ones at the end.
+  local rounds_new = {}
+  for _, b in ipairs(news) do
+    if b[1]:find("^### Every round") then
+      for _, line in ipairs(b) do
+        local id = line:match("^%- (S%w+), ")
+        if id and ids[id] then rounds_new[#rounds_new + 1] = line end
+      end
+    end
+  end
+  for _, b in ipairs(olds) do
+    if b[1]:find("^### Every round") then
+      local kept = {}
+      for _, line in ipairs(b) do
+        local id = line:match("^%- (S%w+), ")
+        if not (id and ids[id]) then kept[#kept + 1] = line end
+      end
+      while kept[#kept] == "" do table.remove(kept) end
+      for _, line in ipairs(rounds_new) do kept[#kept + 1] = line end
+      kept[#kept + 1] = ""
+      for i = 1, #b do b[i] = nil end
+      for i, line in ipairs(kept) do b[i] = line end
+    end
+  end
+  local all = { table.concat(head, "\n") }
+  for _, b in ipairs(olds) do all[#all + 1] = table.concat(b, "\n") end
+  write(path, table.concat(all, "\n") .. "\n")
+end
+
+if MERGE then
+  merge_into(OUT)
+  log("merged %s into %s", ONLY, OUT)
+else
+  write(OUT, table.concat(md, "\n") .. "\n")
+  log("wrote %s", OUT)
+end
 
 ---------------------------------------------------------------- cleanup
 
 if postfix then pcall(postfix.stop, postfix) end
+if s7_postfix then pcall(s7_postfix.stop, s7_postfix) end
 P.terminate(tunnel_pid, 5)
 P.terminate(fast_pid, 5)
 P.terminate(sink_pid, 5)

@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -128,6 +130,9 @@ struct smtp_tls {
     size_t rec;             /* plaintext bytes per full record */
     int established;
     int resumed;            /* abbreviated handshake */
+    int ticket_stored;      /* a TLS 1.3 ticket arrived on this connection */
+    int has_offered;        /* 'offered' holds the session we offered */
+    mbedtls_ssl_session offered;
     char cache_key[TLS_CACHE_KEY];  /* "" when not caching */
     int verified;
     char name[256];         /* peer name being verified, "" for none */
@@ -852,6 +857,8 @@ static int handshake_error(struct smtp_tls *s, int ret, char *err, size_t errlen
     return SMTP_ETLS;
 }
 
+static void cache_return_offered(struct smtp_tls *s);
+
 void smtp_tls_free(struct smtp_tls *s, int notify)
 {
     if (s == NULL)
@@ -864,6 +871,7 @@ void smtp_tls_free(struct smtp_tls *s, int notify)
                && wait_io(s, ret, deadline) == SMTP_OK)
             ;
     }
+    cache_return_offered(s);
     mbedtls_ssl_free(&s->ssl);
     smtp_tls_config_unref(s->cfg);
     free(s);
@@ -919,7 +927,10 @@ static void cache_offer(struct smtp_tls *s)
     /* A session mbedTLS will not take (expired format, other version
      * limits) only costs the full handshake we would do anyway. */
     (void)mbedtls_ssl_set_session(&s->ssl, &c->session);
-    cache_drop(c);
+    /* Kept aside (moved, not copied) in case it has to go back. */
+    s->offered = c->session;
+    s->has_offered = 1;
+    c->used = 0;
 }
 
 /* Stores the connection's current session (after a TLS 1.2 handshake, or
@@ -958,6 +969,41 @@ static void cache_store(struct smtp_tls *s)
 static int is_tls13(const struct smtp_tls *s)
 {
     return strcmp(mbedtls_ssl_get_version(&s->ssl), "TLSv1.3") == 0;
+}
+
+/* At the end of a TLS 1.3 connection that resumed with a ticket and got
+ * no new one (Postfix issues none after a resumption), the ticket goes
+ * back for the next connection, as OpenSSL's clients do: the server that
+ * sends no replacement accepts the old one until its lifetime ends. A
+ * fresh ticket, when one came, has replaced it already. */
+static void cache_return_offered(struct smtp_tls *s)
+{
+    struct smtp_tls_config *cfg = s->cfg;
+    struct tls_cached *c;
+    int i;
+
+    if (!s->has_offered)
+        return;
+    s->has_offered = 0;
+    if (!(s->established && s->resumed && is_tls13(s) && !s->ticket_stored)
+        || cache_find(cfg, s->cache_key) != NULL) {
+        mbedtls_ssl_session_free(&s->offered);
+        return;
+    }
+    c = &cfg->cache[0];
+    for (i = 0; i < TLS_CACHE_SLOTS; i++) {
+        if (!cfg->cache[i].used) {
+            c = &cfg->cache[i];
+            break;
+        }
+        if (cfg->cache[i].stamp < c->stamp)
+            c = &cfg->cache[i];
+    }
+    cache_drop(c);
+    c->session = s->offered;
+    c->used = 1;
+    c->stamp = ++cfg->cache_clock;
+    snprintf(c->key, sizeof c->key, "%s", s->cache_key);
 }
 
 /* Copies the peer name into s: an IP literal is kept as bytes, a DNS name
@@ -1185,7 +1231,19 @@ int smtp_tls_recv(struct smtp_tls *s, void *buf, size_t cap, size_t *got,
             return SMTP_OK;
         }
         if (is_want(ret)) {
-            int rc = wait_io(s, ret, deadline);
+            int rc;
+#if defined(TCP_QUICKACK)
+            /* A TLS 1.3 server sends its tickets while our first command
+             * is in flight; delaying their ACK (40 ms on Linux) stalls a
+             * Nagle-ing server's reply behind them. The flag lasts until
+             * the kernel's next delayed-ACK decision, so set it per wait;
+             * on a non-TCP socket it fails harmlessly. */
+            if (ret == MBEDTLS_ERR_SSL_WANT_READ) {
+                int one = 1;
+                (void)setsockopt(s->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+            }
+#endif
+            rc = wait_io(s, ret, deadline);
             if (rc != SMTP_OK) {
                 snprintf(err, errlen, "receive: %s", smtp_strerror(rc));
                 return rc;
@@ -1195,6 +1253,7 @@ int smtp_tls_recv(struct smtp_tls *s, void *buf, size_t cap, size_t *got,
 #if defined(MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
         if (ret == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET) {
             cache_store(s);     /* TLS 1.3 tickets are not application data */
+            s->ticket_stored = 1;
             continue;
         }
 #endif
