@@ -96,6 +96,7 @@ function M.start(pki, opts)
     args[#args + 1] = "--port"
     args[#args + 1] = tostring(opts.port)
   end
+  if opts.tickets_first_only then args[#args + 1] = "--tickets-first-only" end
   if opts.no_tickets then args[#args + 1] = "--no-tickets" end
   if opts.corrupt_cb then args[#args + 1] = "--corrupt-cb" end
   for i, a in ipairs(args) do args[i] = P.q(a) end

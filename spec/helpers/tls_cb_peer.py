@@ -18,6 +18,9 @@ usage: tls_cb_peer.py --cert C --key K --log LOG --port-file P [options]
   --corrupt-cb                   compute channel binding data wrongly (one
                                  bit flipped): every -PLUS exchange fails
   --time-limit S                 exit after S seconds (at most 90)
+  --tickets-first-only           TLS 1.3: tickets after the first connection's
+                                 handshake only, none after later ones (as
+                                 Postfix after a resumption)
   --port N                       listen on N (default: a free port); a
                                  restarted peer on the same port has
                                  neither the old session cache nor the
@@ -33,6 +36,7 @@ PORTFILE atomically. Appends one line per event to LOG, fields key=value:
 """
 import argparse
 import base64
+import ctypes
 import hashlib
 import hmac
 import os
@@ -58,6 +62,7 @@ p.add_argument("--no-tickets", action="store_true")
 p.add_argument("--corrupt-cb", action="store_true")
 p.add_argument("--time-limit", type=float, default=60)
 p.add_argument("--port", type=int, default=0)
+p.add_argument("--tickets-first-only", action="store_true")
 args = p.parse_args()
 
 limit = min(max(args.time_limit, 1), 90)
@@ -90,6 +95,14 @@ ctx.set_session_id(b"lua-smtp-tls-cb-peer")
 ctx.set_session_cache_mode(SSL.SESS_CACHE_SERVER)
 if args.no_tickets:
     ctx.set_options(SSL.OP_NO_TICKET)
+
+
+# SSL_set_num_tickets is not bound by pyOpenSSL; cryptography links the
+# system libssl, so ctypes reaches the same library.
+set_num_tickets = None
+if args.tickets_first_only:
+    set_num_tickets = ctypes.CDLL("libssl.so.3").SSL_set_num_tickets
+    set_num_tickets.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 
 
 def reused(conn):
@@ -148,6 +161,8 @@ class Stream:
 
     def start_tls(self, n):
         conn = SSL.Connection(ctx, self.raw)
+        if set_num_tickets is not None and n > 1:
+            assert set_num_tickets(int(SSL._ffi.cast("uintptr_t", conn._ssl)), 0) == 1
         conn.set_accept_state()
         conn.do_handshake()
         self.tls = conn

@@ -244,6 +244,22 @@ describe("TLS session resumption #tls #interop", function()
           assert.same({}, s2:events("tls"))
         end)
 
+        if v.needs13 then
+          it("reuses a TLS 1.3 ticket when the resumed connection brought no new one", function()
+            if skip() then return end
+            -- The peer sends tickets after its first handshake only (as
+            -- Postfix issues none after a resumption).
+            local s = peer(server_opts { tickets_first_only = true })
+            finally(function() s:stop() end)
+            local cfg = config()
+            local infos = {}
+            for i = 1, 3 do infos[i] = session(s, mode, cfg) end
+            wait_ended(s, 3)
+            assert.same({ "0", "1", "1" }, s:column("tls", "reused"))
+            assert.same({ false, true, true }, resumed_flags(infos))
+          end)
+        end
+
         it("smtp.pool with tls given as a table resumes across its connections (and SCRAM-PLUS binds)", function()
           if skip() then return end
           local s = server()
