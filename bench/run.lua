@@ -683,8 +683,7 @@ for _, g in ipairs(groups) do
       end
       out(("- The first connection of a run has nothing to resume: %d of %d is the most. Postfix sends TLS 1.3")
         :format(N7 - 1, N7))
-      out("  tickets after a full handshake only (none on a resumed one) and lua-smtp uses a ticket once, so under")
-      out("  TLS 1.3 every other connection resumes.")
+      out("  tickets after a full handshake only (none on a resumed one): lua-smtp then keeps the ticket it used.")
       out("- curl starts one process per message (its start-up is in its figure); verify is off on both sides")
       out("  (lua-smtp verify = \"none\", curl --insecure). Server CPU: Postfix (master, smtpd, tlsmgr) + smtp-sink.")
       for _, c in ipairs(g.clients) do
