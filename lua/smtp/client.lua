@@ -758,8 +758,9 @@ function Client:starttls(tls, peer_name)
   return true
 end
 
---- `{version=, cipher=, peer_subject=, peer_verified=}` when TLS is
--- active, else nil.
+--- `{version=, cipher=, peer_subject=, peer_verified=, resumed=}` when
+-- TLS is active, else nil (`resumed`: the handshake reused a session of
+-- the same tls_config).
 function Client:tls_info()
   if self._closed or not self._tls or not self._t.tls_info then return nil end
   return self._t:tls_info()
