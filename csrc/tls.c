@@ -916,6 +916,29 @@ static struct tls_cached *cache_find(struct smtp_tls_config *cfg, const char *ke
     return NULL;
 }
 
+/* The slot for this peer's session: its current one, else a free slot,
+ * else the least recently stored. Emptied; the caller fills it. */
+static struct tls_cached *cache_slot(struct smtp_tls_config *cfg, const char *key)
+{
+    struct tls_cached *c = cache_find(cfg, key);
+    int i;
+    if (c == NULL) {
+        c = &cfg->cache[0];
+        for (i = 0; i < TLS_CACHE_SLOTS && c->used; i++)
+            if (!cfg->cache[i].used || cfg->cache[i].stamp < c->stamp)
+                c = &cfg->cache[i];
+    }
+    cache_drop(c);
+    return c;
+}
+
+static void cache_fill(struct smtp_tls_config *cfg, struct tls_cached *c, const char *key)
+{
+    c->used = 1;
+    c->stamp = ++cfg->cache_clock;
+    snprintf(c->key, sizeof c->key, "%s", key);
+}
+
 /* Offers the cached session for this peer, if any. A session is taken
  * out when offered: TLS 1.3 tickets are single-use (RFC 8446 C.4), and a
  * 1.2 session goes back once the handshake that resumed it completes. */
@@ -937,33 +960,17 @@ static void cache_offer(struct smtp_tls *s)
  * when a TLS 1.3 ticket arrives), replacing this peer's previous one. */
 static void cache_store(struct smtp_tls *s)
 {
-    struct smtp_tls_config *cfg = s->cfg;
     struct tls_cached *c;
-    int i;
 
     if (s->cache_key[0] == '\0' || !s->established)
         return;
-    c = cache_find(cfg, s->cache_key);
-    if (c == NULL) {
-        c = &cfg->cache[0];
-        for (i = 0; i < TLS_CACHE_SLOTS; i++) {
-            if (!cfg->cache[i].used) {
-                c = &cfg->cache[i];
-                break;
-            }
-            if (cfg->cache[i].stamp < c->stamp)
-                c = &cfg->cache[i];
-        }
-    }
-    cache_drop(c);
+    c = cache_slot(s->cfg, s->cache_key);
     mbedtls_ssl_session_init(&c->session);
     if (mbedtls_ssl_get_session(&s->ssl, &c->session) != 0) {
         mbedtls_ssl_session_free(&c->session);
         return;
     }
-    c->used = 1;
-    c->stamp = ++cfg->cache_clock;
-    snprintf(c->key, sizeof c->key, "%s", s->cache_key);
+    cache_fill(s->cfg, c, s->cache_key);
 }
 
 static int is_tls13(const struct smtp_tls *s)
@@ -978,32 +985,19 @@ static int is_tls13(const struct smtp_tls *s)
  * fresh ticket, when one came, has replaced it already. */
 static void cache_return_offered(struct smtp_tls *s)
 {
-    struct smtp_tls_config *cfg = s->cfg;
     struct tls_cached *c;
-    int i;
 
     if (!s->has_offered)
         return;
     s->has_offered = 0;
     if (!(s->established && s->resumed && is_tls13(s) && !s->ticket_stored)
-        || cache_find(cfg, s->cache_key) != NULL) {
+        || cache_find(s->cfg, s->cache_key) != NULL) {
         mbedtls_ssl_session_free(&s->offered);
         return;
     }
-    c = &cfg->cache[0];
-    for (i = 0; i < TLS_CACHE_SLOTS; i++) {
-        if (!cfg->cache[i].used) {
-            c = &cfg->cache[i];
-            break;
-        }
-        if (cfg->cache[i].stamp < c->stamp)
-            c = &cfg->cache[i];
-    }
-    cache_drop(c);
+    c = cache_slot(s->cfg, s->cache_key);
     c->session = s->offered;
-    c->used = 1;
-    c->stamp = ++cfg->cache_clock;
-    snprintf(c->key, sizeof c->key, "%s", s->cache_key);
+    cache_fill(s->cfg, c, s->cache_key);
 }
 
 /* Copies the peer name into s: an IP literal is kept as bytes, a DNS name
