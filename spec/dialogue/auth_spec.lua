@@ -105,14 +105,16 @@ describe("client:authenticate() dialogues", function()
 
   it("treats a 1 MiB challenge as a protocol error and closes", function()
     local closed
-    local err, sok = dialogue(EHLO("CRAM-MD5") .. "C: AUTH CRAM-MD5\nR: 334 " .. string.rep("QUFB", 262144) ..
+    local err, sok, serr = dialogue(EHLO("CRAM-MD5") .. "C: AUTH CRAM-MD5\nR: 334 " .. string.rep("QUFB", 262144) ..
       "\\r\\n\n", function(c)
         local ok, e = pcall(c.authenticate, c, { user = "alice", password = "s3cret", allow_plaintext = true })
         closed = c:closed()
         assert(not ok)
         error(e, 0)
       end)
-    assert.is_true(sok)
+    -- The client stops reading at its 256 KiB limit and closes: the
+    -- server may still be writing the rest and be reset (seen under ASan).
+    assert.is_true(sok or (serr or ""):find("socket error", 1, true) ~= nil, serr)
     assert.equal("protocol", err.kind)
     assert.is_true(closed)
   end)
