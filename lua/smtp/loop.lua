@@ -1,0 +1,56 @@
+--- Event loops (SPEC 5.1): what `loop` may be, and the adapters.
+-- A loop is a table `{wait = function(fd, events, deadline),
+-- sleep = function(seconds), resolve = function(host, port, deadline)}`
+-- (`resolve` optional). `events` is "r", "w" or "rw"; `deadline` is an
+-- absolute time on `smtp.now()` or nil for none; `wait` returns true when
+-- the fd is ready, or nil, "timeout" once the deadline has passed (any
+-- other second value is a failure of the loop: kind `io`). `resolve`
+-- returns a list of address strings or nil, message; without it names
+-- are looked up in a helper thread whose descriptor goes through `wait`.
+-- The adapters below are loaded on first use, so their libraries are
+-- only needed by those who call them.
+-- @module smtp.loop
+local Error = require "smtp.error"
+
+local type, error = type, error
+
+local M = {}
+
+local function usage(msg)
+  error(Error.new { kind = "usage", message = msg }, 0)
+end
+
+--- Checks a loop given as an option (`where` names the caller).
+function M.check(loop, where)
+  if type(loop) ~= "table" then
+    usage(where .. ": 'loop' must be a table {wait=, sleep=, resolve=} (see smtp.loop)")
+  end
+  if type(loop.wait) ~= "function" then usage(where .. ": loop.wait must be a function(fd, events, deadline)") end
+  if type(loop.sleep) ~= "function" then usage(where .. ": loop.sleep must be a function(seconds)") end
+  if loop.resolve ~= nil and type(loop.resolve) ~= "function" then
+    usage(where .. ": loop.resolve must be a function(host, port, deadline) or nil")
+  end
+  return loop
+end
+
+local function adapter(name, ...)
+  local ok, mod = pcall(require, "smtp.loop." .. name)
+  if not ok then
+    error(Error.new { kind = "usage", message = "smtp.loop." .. name .. ": " .. tostring(mod) }, 0)
+  end
+  return mod.new(...)
+end
+
+--- cqueues (call from a coroutine a controller runs: `cq:wrap(fn)`);
+-- names resolve through `cqueues.dns`.
+function M.cqueues() return adapter("cqueues") end
+
+--- luv / libuv (Neovim's `vim.uv`, luvit): call from a coroutine; waits
+-- use `uv.new_socket_poll` and timers, names `uv.getaddrinfo`.
+-- @param[opt] uv the luv module (default `require "luv"`)
+function M.luv(uv) return adapter("luv", uv) end
+
+--- copas (from a copas thread).
+function M.copas() return adapter("copas") end
+
+return M
