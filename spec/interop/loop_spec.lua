@@ -155,7 +155,7 @@ describe("smtp.loop.cqueues()", function()
     stalled(cqueues_run, smtp.loop.cqueues)
   end)
 
-  it("resolves names through cqueues.dns", function()
+  it("resolves a name the hosts file knows (no DNS query)", function()
     local s = scripted.start(slow_dot(0))
     local report
     cqueues_run({ function()
@@ -180,7 +180,7 @@ describe("smtp.loop.luv()", function()
     stalled(luv_run, function() return smtp.loop.luv(uv) end)
   end)
 
-  it("resolves names through uv.getaddrinfo", function()
+  it("resolves a name through uv.getaddrinfo (hosts file)", function()
     local s = scripted.start(slow_dot(0))
     local report
     luv_run({ function()

@@ -13,6 +13,16 @@ local function ms_until(deadline)
   return max(0, floor((deadline - now()) * 1000 + 0.5))
 end
 
+-- libuv times its timers from the loop's cached clock, which stands still
+-- while Lua runs between callbacks: refresh it so that a deadline counts
+-- from now.
+local function start_timer(uv, ms, fn)
+  local timer = uv.new_timer()
+  uv.update_time()
+  timer:start(ms, 0, fn)
+  return timer
+end
+
 -- Resumes co with the values; an error in it is raised from the loop's
 -- callback with its traceback, not lost.
 local function resume(co, ...)
@@ -55,16 +65,15 @@ function M.new(uv)
       return nil, err
     end
     if deadline then
-      timer = uv.new_timer()
-      timer:start(ms_until(deadline), 0, function() finish(nil, "timeout") end)
+      timer = start_timer(uv, ms_until(deadline), function() finish(nil, "timeout") end)
     end
     return coroutine.yield()
   end
 
   function loop.sleep(seconds)
     local co = current("sleep")
-    local timer = uv.new_timer()
-    timer:start(max(0, floor(seconds * 1000 + 0.5)), 0, function()
+    local timer
+    timer = start_timer(uv, max(0, floor(seconds * 1000 + 0.5)), function()
       timer:close()
       resume(co)
     end)
@@ -92,8 +101,7 @@ function M.new(uv)
     end)
     if not req then return nil, rerr end
     if deadline then
-      timer = uv.new_timer()
-      timer:start(ms_until(deadline), 0, function()
+      timer = start_timer(uv, ms_until(deadline), function()
         -- A lookup already running in libuv's pool cannot be stopped; its
         -- answer is ignored when it comes.
         pcall(uv.cancel, req)
