@@ -244,3 +244,100 @@ describe("a plain {wait, sleep} loop table", function()
     assert.matches("loop is shutting down", err.message, 1, true)
   end)
 end)
+
+describe("smtp.pool and outbox:run with a loop", function()
+  local servers = require "helpers.servers"
+  local P = require "helpers.proc"
+  local runs = {}
+  if has_cqueues then runs[#runs + 1] = { "cqueues", cqueues_run, smtp.loop.cqueues } end
+  if has_luv then runs[#runs + 1] = { "luv", luv_run, function() return smtp.loop.luv(uv) end } end
+  if #runs == 0 then
+    pending("neither lua-cqueues nor lua-luv is installed for this Lua")
+    return
+  end
+  local sink
+
+  setup(function() sink = servers.aiosmtpd {} end)
+  teardown(function() if sink then sink:stop() end end)
+
+  for _, r in ipairs(runs) do
+    local name, run, make_loop = r[1], r[2], r[3]
+
+    it(name .. ": a pool fails over past a dead relay while the loop's timer ticks", function()
+      local dead = P.free_port() -- nothing listens: connection refused
+      local before = #sink:messages()
+      local report, ticks, done = nil, 0, false
+      run({
+        function(sleep)
+          while not done do
+            sleep(0.05)
+            ticks = ticks + 1
+          end
+        end,
+        function()
+          local ok, err = pcall(function()
+            local pool = smtp.pool { loop = make_loop(), timeout = 5, local_name = "client.example",
+              servers = { { host = "127.0.0.1", port = dead, weight = 100 }, { host = "127.0.0.1", port = sink.port } },
+              retry = { limit = 3, base = 0.2, jitter = 0 } }
+            report = pool:send(RAW, { from = "a@example.org", to = { "b@example.org" } })
+            pool:close()
+          end)
+          done = true
+          assert(ok, tostring(err))
+        end,
+      })
+      assert.equal(250, report.reply.code)
+      local msgs = assert(sink:wait_messages(before + 1, 10))
+      assert.matches("Subject: loop", msgs[#msgs].data, 1, true)
+      assert.is_true(ticks >= 1)
+    end)
+
+    it(name .. ": the pool's backoff between tries sleeps through the loop", function()
+      local dead = P.free_port()
+      local slept, ticks, done, err = 0, 0, false, nil
+      local t0 = smtp.now()
+      run({
+        function(sleep)
+          while not done do
+            sleep(0.05)
+            ticks = ticks + 1
+          end
+        end,
+        function()
+          local loop = make_loop()
+          local inner = loop.sleep
+          loop.sleep = function(s) slept = slept + s; return inner(s) end
+          local pool = smtp.pool { loop = loop, timeout = 5, cooldown = 0.3,
+            servers = { { host = "127.0.0.1", port = dead } }, retry = { limit = 2, base = 0.5, jitter = 0 } }
+          local ok, e = pcall(pool.send, pool, RAW, { from = "a@example.org", to = { "b@example.org" } })
+          err = not ok and e or nil
+          done = true
+        end,
+      })
+      assert.equal("io", err and err.kind, tostring(err))
+      assert.is_true(slept >= 0.45, "the loop slept " .. slept .. " s")
+      assert.is_true(ticks >= 6, ("%d ticks in %.2f s"):format(ticks, smtp.now() - t0))
+    end)
+
+    it(name .. ": outbox:run drains the queue through a pool on the same loop", function()
+      local dir = P.tempdir("outbox-loop")
+      local box = smtp.outbox(dir .. "/box")
+      for i = 1, 3 do
+        box:put("From: a@example.org\r\nTo: b@example.org\r\nSubject: drained " .. i .. "\r\n\r\nbody\r\n",
+          { from = "a@example.org", to = { "b@example.org" } })
+      end
+      local before = #sink:messages()
+      local stats
+      run({ function()
+        local loop = make_loop()
+        local pool = smtp.pool { loop = loop, timeout = 5, local_name = "client.example",
+          servers = { { host = "127.0.0.1", port = sink.port } } }
+        stats = box:run(pool, { loop = loop, max_seconds = 10 })
+        pool:close()
+      end })
+      assert.equal(3, stats.delivered)
+      assert(sink:wait_messages(before + 3, 10))
+      assert.same({}, box:list("queue"))
+    end)
+  end
+end)
