@@ -72,6 +72,7 @@ build = {
     ["smtp.transport.loop"] = "lua/smtp/transport/loop.lua",
     ["smtp.transport.socket"] = "lua/smtp/transport/socket.lua",
     ["smtp.loop"] = "lua/smtp/loop.lua",
+    ["smtp.loop.copas"] = "lua/smtp/loop/copas.lua",
     ["smtp.loop.cqueues"] = "lua/smtp/loop/cqueues.lua",
     ["smtp.loop.luv"] = "lua/smtp/loop/luv.lua",
   },

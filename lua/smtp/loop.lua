@@ -33,12 +33,16 @@ function M.check(loop, where)
   return loop
 end
 
+-- Loads lua/smtp/loop/<name>.lua; a missing library or one the adapter
+-- cannot work with is kind usage.
 local function adapter(name, ...)
   local ok, mod = pcall(require, "smtp.loop." .. name)
+  local loop
+  if ok then ok, loop = pcall(mod.new, ...) else loop = mod end
   if not ok then
-    error(Error.new { kind = "usage", message = "smtp.loop." .. name .. ": " .. tostring(mod) }, 0)
+    error(Error.new { kind = "usage", message = "smtp.loop." .. name .. ": " .. tostring(loop) }, 0)
   end
-  return mod.new(...)
+  return loop
 end
 
 --- cqueues (call from a coroutine a controller runs: `cq:wrap(fn)`);
@@ -50,7 +54,8 @@ function M.cqueues() return adapter("cqueues") end
 -- @param[opt] uv the luv module (default `require "luv"`)
 function M.luv(uv) return adapter("luv", uv) end
 
---- copas (from a copas thread).
+--- copas 2 or later (from a copas thread); copas 1.x has no sleep and
+-- is refused: use a plain table there (examples/loop_select.lua).
 function M.copas() return adapter("copas") end
 
 return M

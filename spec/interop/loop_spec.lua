@@ -341,3 +341,43 @@ describe("smtp.pool and outbox:run with a loop", function()
     end)
   end
 end)
+
+describe("copas and the socket.select alternative", function()
+  local P = require "helpers.proc"
+  local V = require "helpers.luaver"
+  local ROOT = P.run("pwd"):gsub("\n$", "")
+  local BUILD = os.getenv("SMTP_BUILD") or "build"
+  if BUILD:sub(1, 1) ~= "/" then BUILD = ROOT .. "/" .. BUILD end
+
+  it("smtp.loop.copas() refuses a copas without sleep (Debian's 1.x) with kind usage naming the alternative", function()
+    local has_copas, copas = pcall(require, "copas")
+    if not has_copas then
+      pending("lua-copas is not installed for this Lua")
+      return
+    end
+    if type(copas.sleep) == "function" then
+      pending("this copas has sleep: the adapter is usable here")
+      return
+    end
+    local ok, err = pcall(smtp.loop.copas)
+    assert.is_false(ok)
+    assert.equal("usage", err.kind)
+    assert.matches("examples/loop_select.lua", err.message, 1, true)
+  end)
+
+  it("examples/loop_select.lua overlaps two sends on socket.select under " .. V.interpreter, function()
+    local s1, s2 = scripted.start((slow_dot(1):gsub("client%.example", "select.example"))),
+      scripted.start((slow_dot(1):gsub("client%.example", "select.example")))
+    local out = P.run(("cd %s && SMTP_PORTS=%d,%d LUA_PATH=%s LUA_CPATH=%s timeout 30 %s examples/loop_select.lua 2>&1; " ..
+      "echo exit=$?"):format(P.q(ROOT), s1.port, s2.port, P.q(ROOT .. "/lua/?.lua;;"), P.q(BUILD .. "/?.so;;"),
+      V.interpreter))
+    for _, s in ipairs({ s1, s2 }) do
+      local ok, why = s:result()
+      assert.is_true(ok, tostring(why) .. "\n" .. out)
+    end
+    assert.truthy(out:find("exit=0", 1, true), out)
+    local elapsed, ticks = out:match("elapsed ([%d.]+) s, ticks (%d+)")
+    assert.is_true(tonumber(elapsed) < 1.6, out)
+    assert.is_true(tonumber(ticks) >= 15, out)
+  end)
+end)
