@@ -12,7 +12,7 @@
 -- @module smtp.loop
 local Error = require "smtp.error"
 
-local type, error = type, error
+local type, error, rawget = type, error, rawget
 
 local M = {}
 
@@ -33,9 +33,18 @@ function M.check(loop, where)
   return loop
 end
 
+--- Whether a wait may yield from inside the library: Lua 5.1 (not
+-- LuaJIT) cannot yield across pcall, which the client uses around every
+-- exchange, so its coroutine-based loops cannot work there.
+M.can_yield = not (_VERSION == "Lua 5.1" and type(rawget(_G, "jit")) ~= "table")
+
 -- Loads lua/smtp/loop/<name>.lua; a missing library or one the adapter
 -- cannot work with is kind usage.
 local function adapter(name, ...)
+  if not M.can_yield then
+    error(Error.new { kind = "usage", message = "smtp.loop." .. name .. ": Lua 5.1 cannot yield across pcall; "
+      .. "event loops need Lua 5.2 or later, or LuaJIT" }, 0)
+  end
   local ok, mod = pcall(require, "smtp.loop." .. name)
   local loop
   if ok then ok, loop = pcall(mod.new, ...) else loop = mod end

@@ -6,6 +6,10 @@ local scripted = require "helpers.scripted"
 
 local has_cqueues, cqueues = pcall(require, "cqueues")
 local has_luv, uv = pcall(require, "luv")
+-- Lua 5.1 (not LuaJIT) cannot yield across pcall: no coroutine loop there.
+local CAN_YIELD = require("smtp.loop").can_yield
+local NO_YIELD = "Lua 5.1 cannot yield across pcall: event loops need 5.2+ or LuaJIT"
+if not CAN_YIELD then has_cqueues, has_luv = false, false end
 
 local RAW = "From: a@example.org\r\nTo: b@example.org\r\nSubject: loop\r\n\r\nbody\r\n"
 
@@ -342,6 +346,21 @@ describe("smtp.pool and outbox:run with a loop", function()
   end
 end)
 
+describe("Lua 5.1 without LuaJIT", function()
+  it("refuses the adapters with kind usage (no yield across pcall)", function()
+    if CAN_YIELD then
+      pending("this Lua can yield across pcall")
+      return
+    end
+    for _, name in ipairs({ "cqueues", "luv", "copas" }) do
+      local ok, err = pcall(smtp.loop[name])
+      assert.is_false(ok)
+      assert.equal("usage", err.kind)
+      assert.matches("cannot yield across pcall", err.message, 1, true)
+    end
+  end)
+end)
+
 describe("copas and the socket.select alternative", function()
   local P = require "helpers.proc"
   local V = require "helpers.luaver"
@@ -351,6 +370,10 @@ describe("copas and the socket.select alternative", function()
 
   it("smtp.loop.copas() refuses a copas without sleep (Debian's 1.x) with kind usage naming the alternative", function()
     local has_copas, copas = pcall(require, "copas")
+    if not CAN_YIELD then
+      pending(NO_YIELD)
+      return
+    end
     if not has_copas then
       pending("lua-copas is not installed for this Lua")
       return
@@ -366,6 +389,10 @@ describe("copas and the socket.select alternative", function()
   end)
 
   it("examples/loop_select.lua overlaps two sends on socket.select under " .. V.interpreter, function()
+    if not CAN_YIELD then
+      pending(NO_YIELD)
+      return
+    end
     local s1, s2 = scripted.start((slow_dot(1):gsub("client%.example", "select.example"))),
       scripted.start((slow_dot(1):gsub("client%.example", "select.example")))
     local out = P.run(("cd %s && SMTP_PORTS=%d,%d LUA_PATH=%s LUA_CPATH=%s timeout 30 %s examples/loop_select.lua 2>&1; " ..
