@@ -250,26 +250,27 @@ end
 -- LAST goes out with MAIL and RCPT (pipeline.run). A connection found
 -- dead by that write leaves the message's fate unknown (the server may
 -- have taken it and lost only its replies), so such a reuse is checked
--- with RSET first, whatever its age.
-local function message_in_first_write(client, opts, binary)
+-- with RSET first, whatever its age. (A BINARYMIME message goes by BDAT
+-- only under these same conditions; otherwise sendmail refuses it unsent.)
+local function message_in_first_write(client, opts)
   local ext = client:extensions()
   -- Without PIPELINING, or with all_or_nothing, MAIL is answered first.
   if not ext.PIPELINING or opts.all_or_nothing then return false end
-  return (ext.CHUNKING and opts.chunking ~= false) or binary == true
+  return ext.CHUNKING and opts.chunking ~= false
 end
 
 -- An idle connection that is young enough, else a new one. One idle for
 -- check_idle_after seconds or more must answer RSET first; failed checks
 -- are not tries, the connection is just dropped. Returns the entry and
 -- whether it is reused unchecked (then _try may replace it).
-function Pool:_take(srv, opts, binary)
+function Pool:_take(srv, opts)
   local idle = srv.idle
   for _ = 1, #idle do
     local entry = remove(idle)
     local age = self.now() - entry.since
     local c = entry.client
     if age <= self.idle_timeout and not c:closed() then
-      if age < self.check_idle_after and not message_in_first_write(c, opts, binary) then
+      if age < self.check_idle_after and not message_in_first_write(c, opts) then
         return entry, true
       end
       local ok = pcall(c.reset, c)
@@ -320,8 +321,8 @@ function Pool:_send_on(srv, entry, msg, opts)
 end
 
 -- One try on one server: ok, report | false, error.
-function Pool:_try(srv, msg, opts, rewind, binary)
-  local ok, entry, unchecked = pcall(self._take, self, srv, opts, binary)
+function Pool:_try(srv, msg, opts, rewind)
+  local ok, entry, unchecked = pcall(self._take, self, srv, opts)
   if not ok then return false, entry end
   self:_note_sent(srv)
   local sent, result = self:_send_on(srv, entry, msg, opts)
@@ -376,18 +377,20 @@ local function replayable(msg)
   return msg, function() end
 end
 
--- The envelope of the first try, as sendmail would compute it, and
--- whether the message needs BDAT (BINARYMIME).
+-- The envelope of the first try, as sendmail would compute it. The
+-- message's header is read only when opts lack 'from' or 'to' (sendmail
+-- reads it again on every try).
 local function first_envelope(msg, opts)
-  local from, to, binary = opts.from, opts.to, nil
+  local from, to = opts.from, opts.to
   if type(msg) == "table" and type(msg.source) == "function" then
     if from == nil then from = msg:envelope_from() end
     if to == nil then to = msg:recipients() end
-    binary = type(msg.requirements) == "function" and msg:requirements().binary
+    msg = "\r\n"
+  elseif from ~= nil and to ~= nil then
     msg = "\r\n"
   end
   local env = envelope.prepare(msg, { from = from, to = to })
-  return env.from, env.recipients, binary or env.binary
+  return env.from, env.recipients
 end
 
 function Pool:_backoff(try)
@@ -474,7 +477,7 @@ function Pool:send(msg, opts)
   if type(opts) ~= "table" then usage("send options must be a table") end
   local rewind
   msg, rewind = replayable(msg)
-  local from, recipients, binary = first_envelope(msg, opts)
+  local from, recipients = first_envelope(msg, opts)
   rewind()
   local st = setmetatable({
     merged = { accepted = {}, servers = {}, tries = 0 },
@@ -489,7 +492,7 @@ function Pool:send(msg, opts)
     rewind()
     local topts = copy(opts)
     topts.from, topts.to = from, st.remaining
-    local ok, res = self:_try(srv, msg, topts, rewind, binary)
+    local ok, res = self:_try(srv, msg, topts, rewind)
     local again
     if ok then
       local done = st:deliver(res, srv)
