@@ -2,7 +2,10 @@
 -- idle connections per server, spreads messages by smooth weighted
 -- round-robin, puts a failing server in cool-down and fails over, retries
 -- transient failures with exponential backoff (only to the recipients
--- not yet accepted), and holds each server to a message rate.
+-- not yet accepted), and holds each server to a message rate. A connection
+-- idle only briefly is reused without an RSET round trip (issue 23); if it
+-- turns out dead before anything of the message could be accepted, the
+-- message goes on a fresh connection at no cost in tries or cool-down.
 -- It drives the ordinary client (smtp.connect, authenticate, sendmail);
 -- the wire behaviour of one transaction is theirs.
 -- @classmod smtp.Pool
@@ -22,8 +25,8 @@ Pool.__index = Pool
 -- Options of the pool itself; every other key goes to smtp.connect and
 -- client:authenticate for each server.
 local POOL_KEYS = {
-  servers = true, max_messages = true, idle_timeout = true, cooldown = true,
-  retry = true, rate = true, sleep = true, _now = true,
+  servers = true, max_messages = true, idle_timeout = true, check_idle_after = true,
+  cooldown = true, retry = true, rate = true, sleep = true, _now = true,
 }
 
 -- Failures that may succeed on another try.
@@ -126,7 +129,7 @@ end
 
 --- Creates a pool (see README "Sending reliably"). Options: `servers` (list of
 -- `{host=, port=, weight=, ...}`, each may override any connection
--- option), `max_messages`, `idle_timeout`, `cooldown`, `retry = {limit=,
+-- option), `max_messages`, `idle_timeout`, `check_idle_after`, `cooldown`, `retry = {limit=,
 -- base=, factor=, max_delay=, jitter=, on_unknown=}`, `rate = {messages=,
 -- per=}`, `sleep`, and every option of `smtp.connect` and
 -- `client:authenticate` (applied to each server).
@@ -147,6 +150,9 @@ function Pool.new(opts)
   local self = setmetatable({
     max_messages = number_opt(opts.max_messages, "max_messages", 100, 1, true),
     idle_timeout = number_opt(opts.idle_timeout, "idle_timeout", 30, 0),
+    -- Relays drop idle clients after seconds to minutes: a connection
+    -- idle less than this is used without an RSET first.
+    check_idle_after = number_opt(opts.check_idle_after, "check_idle_after", 1, 0),
     cooldown = number_opt(opts.cooldown, "cooldown", 30, 0),
     retry = check_retry(opts.retry),
     rate = check_rate(opts.rate),
@@ -243,19 +249,39 @@ local function open(srv)
   return { client = client, count = 0 }
 end
 
--- An idle connection that is young enough and still answers RSET, else a
--- new one. Failed checks are not tries: the connection is just dropped.
-function Pool:_take(srv)
+-- Whether the transaction's first write would carry the message: BDAT
+-- LAST goes out with MAIL and RCPT (pipeline.run). A connection found
+-- dead by that write leaves the message's fate unknown (the server may
+-- have taken it and lost only its replies), so such a reuse is checked
+-- with RSET first, whatever its age. (A BINARYMIME message goes by BDAT
+-- only under these same conditions; otherwise sendmail refuses it unsent.)
+local function message_in_first_write(client, opts)
+  local ext = client:extensions()
+  -- Without PIPELINING, or with all_or_nothing, MAIL is answered first.
+  if not ext.PIPELINING or opts.all_or_nothing then return false end
+  return ext.CHUNKING and opts.chunking ~= false
+end
+
+-- An idle connection that is young enough, else a new one. One idle for
+-- check_idle_after seconds or more must answer RSET first; failed checks
+-- are not tries, the connection is just dropped. Returns the entry and
+-- whether it is reused unchecked (then _try may replace it).
+function Pool:_take(srv, opts)
   local idle = srv.idle
   for _ = 1, #idle do
     local entry = remove(idle)
-    if self.now() - entry.since <= self.idle_timeout then
-      local ok = pcall(entry.client.reset, entry.client)
-      if ok and not entry.client:closed() then return entry end
+    local age = self.now() - entry.since
+    local c = entry.client
+    if age <= self.idle_timeout and not c:closed() then
+      if age < self.check_idle_after and not message_in_first_write(c, opts) then
+        return entry, true
+      end
+      local ok = pcall(c.reset, c)
+      if ok and not c:closed() then return entry, false end
     end
-    entry.client:close()
+    c:close()
   end
-  return open(srv)
+  return open(srv), false
 end
 
 -- After a transaction: back to the idle list, or QUIT after max_messages.
@@ -279,14 +305,39 @@ function Pool:_give_back(srv, entry)
   srv.idle[#srv.idle + 1] = entry
 end
 
--- One try on one server: ok, report | false, error.
-function Pool:_try(srv, msg, opts)
-  local ok, entry = pcall(self._take, self, srv)
-  if not ok then return false, entry end
-  self:_note_sent(srv)
+-- Whether a failure on a connection reused unchecked shows only that the
+-- connection had died while idle, with nothing of this message accepted:
+-- the write of MAIL failed, or its reply was a lost connection or a 421
+-- (a server closing on idle clients says so). The command is MAIL and
+-- the outcome is not unknown only while no data can have gone out.
+local function died_while_idle(err)
+  if not Error.is(err) or err.outcome == "unknown" then return false end
+  if type(err.command) ~= "string" or not err.command:find("^MAIL FROM:") then return false end
+  return err.code == 421 or (err.code == nil and (err.kind == "io" or err.kind == "tls"))
+end
+
+function Pool:_send_on(srv, entry, msg, opts)
   entry.count = entry.count + 1
   local sent, result = pcall(entry.client.sendmail, entry.client, msg, opts)
   self:_give_back(srv, entry)
+  return sent, result
+end
+
+-- One try on one server: ok, report | false, error.
+function Pool:_try(srv, msg, opts, rewind)
+  local ok, entry, unchecked = pcall(self._take, self, srv, opts)
+  if not ok then return false, entry end
+  self:_note_sent(srv)
+  local sent, result = self:_send_on(srv, entry, msg, opts)
+  if not sent and unchecked and died_while_idle(result) then
+    -- What RSET would have found, found by MAIL instead: once more on a
+    -- fresh connection, within the same try. Its failures count.
+    entry.client:close()
+    rewind()
+    ok, entry = pcall(open, srv)
+    if not ok then return false, entry end
+    sent, result = self:_send_on(srv, entry, msg, opts)
+  end
   return sent, result
 end
 
@@ -329,12 +380,16 @@ local function replayable(msg)
   return msg, function() end
 end
 
--- The envelope of the first try, as sendmail would compute it.
+-- The envelope of the first try, as sendmail would compute it. The
+-- message's header is read only when opts lack 'from' or 'to' (sendmail
+-- reads it again on every try).
 local function first_envelope(msg, opts)
   local from, to = opts.from, opts.to
   if type(msg) == "table" and type(msg.source) == "function" then
     if from == nil then from = msg:envelope_from() end
     if to == nil then to = msg:recipients() end
+    msg = "\r\n"
+  elseif from ~= nil and to ~= nil then
     msg = "\r\n"
   end
   local env = envelope.prepare(msg, { from = from, to = to })
@@ -440,7 +495,7 @@ function Pool:send(msg, opts)
     rewind()
     local topts = copy(opts)
     topts.from, topts.to = from, st.remaining
-    local ok, res = self:_try(srv, msg, topts)
+    local ok, res = self:_try(srv, msg, topts, rewind)
     local again
     if ok then
       local done = st:deliver(res, srv)

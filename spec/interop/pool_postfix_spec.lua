@@ -175,3 +175,49 @@ describe("smtp.pool rate limit against Postfix #interop #pool", function()
     assert(pf:wait_messages(82, 30))
   end)
 end)
+
+-- Issue 23: a connection idle less than check_idle_after is reused
+-- without RSET. Here the threshold (5 s) is above the relay's own idle
+-- timeout (smtpd_timeout = 1s), the misjudgement the pool must survive:
+-- Postfix answers 421 and closes while the connection sits idle, the next
+-- MAIL finds it, and the message goes on a fresh connection in the same
+-- try, delivered exactly once, with no cool-down. With BDAT (Postfix
+-- offers CHUNKING) the RSET check stays and finds the same close first.
+describe("smtp.pool reuse after a relay's idle timeout (Postfix) #interop #pool", function()
+  local pf
+
+  setup(function() pf = servers.postfix { main = { smtpd_timeout = "1s" } } end)
+  teardown(function() if pf then pf:stop() end end)
+
+  it("delivers exactly once through connections Postfix closed while idle", function()
+    local pool = smtp.pool { servers = { { host = "127.0.0.1", port = pf.ports.plain } }, timeout = 10,
+      local_name = "pool.lua-smtp.test", check_idle_after = 5, cooldown = 30, retry = { limit = 1 } }
+    local ids, n = {}, 0
+    for _, chunking in ipairs({ false, true }) do
+      for i = 1, 3 do
+        n = n + 1
+        local id = ("idle-%d-%d@lua-smtp.test"):format(n, os.time())
+        ids[id] = true
+        local t0 = core.now()
+        local report = pool:send(("From: a@example.org\r\nTo: bob@example.test\r\nSubject: idle %d\r\n"
+          .. "Message-ID: <%s>\r\n\r\nidle %d\r\n"):format(n, id, i), { chunking = chunking })
+        assert.equal(1, report.tries)
+        assert.same({ "bob@example.test" }, report.accepted)
+        -- A relay put in cool-down would make a later send wait 30 s.
+        assert.is_true(core.now() - t0 < 5, tostring(core.now() - t0))
+        P.sleep(1.6) -- past smtpd_timeout: Postfix says 421 and closes
+      end
+    end
+    pool:close()
+    local _, timeouts = pf:log():gsub("timeout after ", "")
+    assert.is_true(timeouts >= 5, "Postfix timed out " .. timeouts .. " idle connections")
+    local list = assert(pf:wait_messages(n, 30))
+    assert.equal(n, #list)
+    for _, m in ipairs(list) do
+      local id = assert(message_id_of(m))
+      assert.is_true(ids[id], "delivered twice or unexpected: " .. id)
+      ids[id] = nil
+    end
+    assert.is_nil(next(ids))
+  end)
+end)

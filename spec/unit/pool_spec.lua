@@ -65,6 +65,9 @@ local function pool_of(servers, clock, extra)
     servers = servers, timeout = 5, local_name = "client.example",
     _now = clock.now, sleep = clock.sleep, cooldown = 30,
     retry = { limit = 5, base = 1, factor = 2, jitter = 0.2 },
+    -- The fake clock does not move between sends: 0 keeps the RSET check
+    -- on every reuse, which the transcripts below spell out.
+    check_idle_after = 0,
   }
   for k, v in pairs(extra or {}) do opts[k] = v end
   return smtp.pool(opts)
@@ -157,6 +160,151 @@ describe("smtp.pool connections", function()
     pool:close()
     local received = expect_ok(h)
     assert.equal(0, count(received[1], "RSET\r\n"))
+  end)
+end)
+
+-- Issue 23: a connection idle less than check_idle_after seconds is
+-- reused without RSET; one the server closed meanwhile is replaced within
+-- the same try when nothing of the message can have been accepted.
+describe("smtp.pool reuse without RSET", function()
+  local PIPE_GREET = "S: 220 mx ESMTP\nC: EHLO client.example\nS: 250-mx\nS: 250 PIPELINING\n"
+  local CHUNK_GREET = "S: 220 mx ESMTP\nC: EHLO client.example\nS: 250-mx\nS: 250-PIPELINING\nS: 250 CHUNKING\n"
+  local MAIL = "C: MAIL FROM:<a@example.org>\n"
+  -- MAIL, RCPT and DATA in one write, then the replies (RFC 2920).
+  local PIPE_TXN = MAIL .. "C: RCPT TO:<b@example.org>\nC: DATA\n"
+    .. "S: 250 2.1.0 ok\nS: 250 2.1.5 ok\nS: 354 go\nBODY\nS: 250 2.0.0 queued as Q1\n"
+
+  local function young(extra)
+    local opts = { check_idle_after = 1 }
+    for k, v in pairs(extra or {}) do opts[k] = v end
+    return opts
+  end
+
+  it("rejects a bad check_idle_after with kind usage", function()
+    for _, v in ipairs({ -1, "1", 0 / 0, 1e9 }) do
+      local ok, err = pcall(smtp.pool, { servers = { { host = "x" } }, check_idle_after = v })
+      assert.is_false(ok)
+      assert.is_true(smtp.Error.is(err), tostring(err))
+      assert.equal("usage", err.kind)
+    end
+  end)
+
+  it("sends MAIL at once on a connection idle less than check_idle_after", function()
+    local h = server(GREET .. txn() .. txn() .. txn() .. QUIT)
+    local clock = fake_time()
+    local pool = pool_of({ entry(h) }, clock, young())
+    for _ = 1, 3 do
+      assert.equal(1, pool:send(RAW).tries)
+      clock.t = clock.t + 0.9
+    end
+    pool:close()
+    assert.equal(0, count(expect_ok(h)[1], "RSET"))
+  end)
+
+  it("is the default: check_idle_after = 1", function()
+    local h = server(GREET .. txn() .. txn() .. QUIT)
+    local clock = fake_time()
+    local pool = smtp.pool { servers = { entry(h) }, timeout = 5, local_name = "client.example",
+      _now = clock.now, sleep = clock.sleep }
+    pool:send(RAW)
+    clock.t = clock.t + 0.5
+    pool:send(RAW)
+    clock.t = clock.t + 1
+    pool:close()
+    assert.equal(0, count(expect_ok(h)[1], "RSET"))
+  end)
+
+  it("checks with RSET a connection idle check_idle_after seconds or more", function()
+    local h = server(GREET .. txn() .. RSET .. txn() .. txn() .. RSET .. txn() .. QUIT)
+    local clock = fake_time()
+    local pool = pool_of({ entry(h) }, clock, young())
+    pool:send(RAW)
+    clock.t = clock.t + 1
+    pool:send(RAW)
+    clock.t = clock.t + 0.5
+    pool:send(RAW)
+    clock.t = clock.t + 5
+    pool:send(RAW)
+    pool:close()
+    assert.equal(2, count(expect_ok(h)[1], "RSET"))
+  end)
+
+  it("checks every reuse when the session sends BDAT with MAIL (CHUNKING)", function()
+    local bdat_txn = MAIL .. "C: RCPT TO:<b@example.org>\nBDAT\n"
+      .. "S: 250 2.1.0 ok\nS: 250 2.1.5 ok\nS: 250 2.0.0 queued as Q1\n"
+    local h = server(CHUNK_GREET .. bdat_txn .. RSET .. bdat_txn .. MAIL
+      .. "C: RCPT TO:<b@example.org>\nC: DATA\nS: 250 2.1.0 ok\nS: 250 2.1.5 ok\nS: 354 go\nBODY\n"
+      .. "S: 250 2.0.0 queued as Q1\n" .. QUIT)
+    local clock = fake_time()
+    local pool = pool_of({ entry(h) }, clock, young())
+    pool:send(RAW)
+    pool:send(RAW)
+    -- chunking = false: DATA waits for the MAIL reply, so no check.
+    pool:send(RAW, { chunking = false })
+    pool:close()
+    assert.equal(1, count(expect_ok(h)[1], "RSET"))
+  end)
+
+  -- The server drops the connection (NEXT: it reads for 0.5 s, closes,
+  -- and takes the next one): the pool sends MAIL, finds it dead, and
+  -- delivers on a fresh connection in the same try; the relay is not
+  -- cooled down (a third send needs no wait).
+  local function replaced(first, label_of_case, real_idle)
+    it("replaces a connection the server closed: " .. label_of_case, function()
+      local h = server(first .. "NEXT\n" .. GREET .. txn() .. txn() .. QUIT, 2)
+      local clock = fake_time()
+      local pool = pool_of({ entry(h) }, clock, young({ retry = { limit = 1 } }))
+      assert.equal(1, pool:send(RAW).tries)
+      -- Idle long enough (really) for the server to have closed first.
+      if real_idle then os.execute("sleep " .. real_idle) end
+      clock.t = clock.t + 0.5
+      for _ = 1, 2 do
+        local report = pool:send(RAW)
+        assert.equal(1, report.tries)
+        assert.same({ label(h) }, report.servers)
+        assert.same({ "b@example.org" }, report.accepted)
+        assert.equal("Q1", report.reply.queue_id)
+      end
+      pool:close()
+      assert.same({}, clock.delays)
+      local received = expect_ok(h)
+      assert.equal(0, count(received[1], "RSET"))
+      assert.equal(2, count(received[2], "MAIL FROM"))
+    end)
+  end
+  replaced(GREET .. txn(), "while idle, before MAIL", 1)
+  replaced(GREET .. txn() .. MAIL, "MAIL read, no reply")
+  replaced(GREET .. txn() .. MAIL .. "S: 421 4.4.2 mx idle too long\n", "421 to MAIL")
+  replaced(PIPE_GREET .. PIPE_TXN .. MAIL, "pipelined MAIL RCPT DATA, no reply")
+
+  it("is not fooled into resending once the body went out on a reused connection", function()
+    local h = server(GREET .. txn() .. MAIL .. "S: 250 ok\nC: RCPT TO:<b@example.org>\nS: 250 ok\n"
+      .. "C: DATA\nS: 354 go\nBODY\nCLOSE\n")
+    local clock = fake_time()
+    local pool = pool_of({ entry(h) }, clock, young())
+    pool:send(RAW)
+    local ok, err = pcall(pool.send, pool, RAW)
+    pool:close()
+    assert.is_false(ok)
+    assert.equal("unknown", err.outcome)
+    assert.equal(1, err.tries)
+    local _, _, received = h:result(10)
+    assert.equal(2, count(received[1], "\r\n%.\r\n"))
+    assert.is_nil(received[2])
+  end)
+
+  it("counts a try and cools the relay down when the connection dies after MAIL was accepted", function()
+    local h = server(GREET .. txn() .. MAIL .. "S: 250 ok\nC: RCPT TO:<b@example.org>\nNEXT\n"
+      .. GREET .. txn() .. QUIT, 2)
+    local clock = fake_time()
+    local pool = pool_of({ entry(h) }, clock, young({ cooldown = 7, retry = { limit = 2, base = 1, jitter = 0 } }))
+    pool:send(RAW)
+    local report = pool:send(RAW)
+    pool:close()
+    expect_ok(h)
+    assert.equal(2, report.tries)
+    -- The backoff, then the rest of the 7 s cool-down.
+    assert.same({ 1, 6 }, clock.delays)
   end)
 end)
 
