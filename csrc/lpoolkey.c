@@ -56,8 +56,36 @@ static int lpool_key(lua_State *L)
     return 1;
 }
 
+/* random_hex(n) -> 2n hex digits from the entropy source (getrandom or
+ * /dev/urandom through mbedTLS), 1 <= n <= 32: unpredictable and distinct
+ * across processes, unlike math.random (unseeded on 5.1/LuaJIT). */
+static int lrandom_hex(lua_State *L)
+{
+    static const char hex[] = "0123456789abcdef";
+    lua_Integer n = luaL_checkinteger(L, 1);
+    unsigned char raw[32];
+    char out[64];
+    mbedtls_entropy_context entropy;
+    int rc;
+    size_t i;
+    luaL_argcheck(L, n >= 1 && n <= 32, 1, "must be 1 to 32");
+    mbedtls_entropy_init(&entropy);
+    rc = mbedtls_entropy_func(&entropy, raw, (size_t)n);
+    mbedtls_entropy_free(&entropy);
+    if (rc != 0)
+        return smtp_push_failure(L, SMTP_EIO, "the entropy source failed");
+    for (i = 0; i < (size_t)n; i++) {
+        out[2 * i] = hex[raw[i] >> 4];
+        out[2 * i + 1] = hex[raw[i] & 15];
+    }
+    lua_pushlstring(L, out, 2 * (size_t)n);
+    return 1;
+}
+
 void lpoolkey_open(lua_State *L)
 {
+    lua_pushcfunction(L, lrandom_hex);
+    lua_setfield(L, -2, "random_hex");
     lua_pushcfunction(L, lpool_key);
     lua_setfield(L, -2, "pool_key");
 }

@@ -37,6 +37,21 @@
 --    the new copy is complete before the queue copy is removed; a queue
 --    file whose id is already in sent/, failed/ or hold/ is a stale copy
 --    and is removed, not sent.
+-- Trust (issue 23): the spool is only as safe as its directory. open()
+-- refuses a directory (or subdirectory) that is a symlink, is not the
+-- caller's, or that group or others may write, and a parent that another
+-- user could rename it out of, unless `shared = true` says the sharing is
+-- intended. run() takes only regular files of ours from queue/ (lstat
+-- first, then O_NOFOLLOW | O_NONBLOCK and fstat, read through the locked
+-- descriptor, never beyond the file's size); anything else there (a FIFO,
+-- a device or a symlink to one, a directory, another user's file) is
+-- moved to bad/ unopened, so one odd entry cannot hang, exhaust or stop
+-- the queue. Each message carries a random token: a queue copy is stale
+-- only when sent/, failed/ or hold/ holds a regular file of ours that
+-- parses with the same id and token; any other file there holds the
+-- queue copy instead (never a deletion). put() publishes without
+-- replacing (renameat2 RENAME_NOREPLACE, or link + unlink), and the
+-- random part of an id comes from the entropy source.
 -- Files left in tmp/ by a killed writer are copies of something still in
 -- queue/ (or of a put() that never returned an id): never needed again;
 -- run() removes those of rewrites (see _sweep_tmp).
@@ -63,7 +78,7 @@ local Outbox = {}
 Outbox.__index = Outbox
 
 local MAGIC = "lua-smtp-outbox 1"
-local SUBDIRS = { "tmp", "queue", "sent", "failed", "hold" }
+local SUBDIRS = { "tmp", "queue", "sent", "failed", "hold", "bad" }
 local FINAL = { "sent", "failed", "hold" }
 local LISTABLE = { queue = true, sent = true, failed = true, hold = true }
 local FILE_STATES = { queued = true, inflight = true, sent = true, failed = true, hold = true }
@@ -91,18 +106,18 @@ local function must(ok, kind, msg)
   return ok
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
+-- A spool file's bytes, read safely (core.fs_read_file: regular files
+-- only, no symlink followed, never blocking, bounded); nil when absent
+-- or not a file we may trust.
+local MAX_FILE = 2 ^ 40
+local function read_file(path, any_owner)
+  local data = core.fs_read_file(path, MAX_FILE, any_owner)
+  return data
 end
 
+-- Whether the name exists, whatever it is (never opened).
 local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() return true end
-  return false
+  return core.fs_lstat(path) ~= nil
 end
 
 -- Escaping ---------------------------------------------------------------
@@ -142,6 +157,7 @@ end
 local function serialise(e, body)
   local lines = { MAGIC, "id " .. e.id, "state " .. e.state, "tries " .. e.tries,
     "next_try " .. num(e.next_try), "created " .. num(e.created), "from " .. escape(e.from) }
+  if e.token then lines[#lines + 1] = "token " .. e.token end
   for _, r in ipairs(e.to) do lines[#lines + 1] = "to " .. escape(r) end
   for _, r in ipairs(e.accepted) do lines[#lines + 1] = "accepted " .. escape(r) end
   for _, r in ipairs(e.rejected) do
@@ -157,7 +173,9 @@ local function serialise(e, body)
 end
 
 local SINGLE = { id = true, state = true, tries = true, next_try = true, created = true,
-  from = true, reason = true, size = true }
+  from = true, reason = true, size = true, token = true }
+-- Keys a file may lack: reason, and token (files written before it).
+local OPTIONAL = { reason = true, token = true }
 
 -- Parses one file; returns the entry and the message bytes, or nil and
 -- why the file is malformed.
@@ -191,6 +209,9 @@ local function parse(name, data)
       elseif key == "next_try" or key == "created" then
         e[key] = parse_num(value)
         if not e[key] then return nil, bad end
+      elseif key == "token" then
+        if not value:match("^%x+$") or #value > 64 then return nil, bad end
+        e.token = value
       elseif key == "from" or key == "reason" then
         e[key] = unescape(value)
         if not e[key] then return nil, bad end
@@ -214,7 +235,7 @@ local function parse(name, data)
     end
   end
   for k in pairs(SINGLE) do
-    if k ~= "reason" and e[k] == nil then return nil, "'" .. k .. "' missing" end
+    if not OPTIONAL[k] and e[k] == nil then return nil, "'" .. k .. "' missing" end
   end
   if #e.to == 0 then return nil, "no recipient" end
   if #body ~= e.size then
@@ -293,6 +314,52 @@ end
 
 -- Opening ----------------------------------------------------------------
 
+-- Permission bits (octal 020, 002, 01000), tested without 5.3's operators.
+local GROUP_WRITE, OTHER_WRITE, STICKY = 16, 2, 512
+local function has_bit(mode, bit) return floor(mode / bit) % 2 == 1 end
+
+-- Directory trust (review N3). A spool directory must be a real
+-- directory (not a symlink), the caller's, and writable by nobody else;
+-- `shared` accepts group/other write and another owner on purpose.
+local function check_dir(path, shared)
+  local st = core.fs_lstat(path)
+  if not st then usage("smtp.outbox: cannot look at " .. path) end
+  if st.type ~= "directory" then
+    usage("smtp.outbox: " .. path .. " is a " .. (st.type == "link" and "symbolic link" or st.type)
+      .. ", not a directory of its own")
+  end
+  if shared then return end
+  if not st.mine then
+    usage("smtp.outbox: " .. path .. " belongs to another user (uid " .. st.uid
+      .. "); give shared = true if the sharing is intended")
+  end
+  if has_bit(st.mode, GROUP_WRITE) or has_bit(st.mode, OTHER_WRITE) then
+    usage(("smtp.outbox: %s is writable by group or others (mode %o); chmod go-w it, or give shared = true")
+      :format(path, st.mode))
+  end
+end
+
+-- The parent must not let another user rename the spool away and put
+-- their own in its place: owned by the caller or root, and writable by
+-- others only with the sticky bit (as /tmp).
+local function check_parent(dir, shared)
+  if shared then return end
+  local parent = dir:match("^(.*)/[^/]+$")
+  if parent == nil then parent = "." elseif parent == "" then parent = "/" end
+  local st = core.fs_lstat(parent)
+  if not st then return end -- fs_mkdir reports a missing parent
+  if st.type == "link" then
+    local target = core.fs_lstat(parent .. "/.")
+    if target then st = target end
+  end
+  local others_write = has_bit(st.mode, GROUP_WRITE) or has_bit(st.mode, OTHER_WRITE)
+  local sticky = has_bit(st.mode, STICKY)
+  if (not st.mine and st.uid ~= 0) or (others_write and not sticky) then
+    usage(("smtp.outbox: the parent directory %s lets another user replace %s (owner uid %d, mode %o); "
+      .. "give shared = true if the sharing is intended"):format(parent, dir, st.uid, st.mode))
+  end
+end
+
 --- Opens (creating when needed) the outbox in `dir`.
 -- @tparam string dir its parent directory must exist
 -- @tparam[opt] table opts `retry = {limit=5, base=60, factor=2,
@@ -306,7 +373,7 @@ function M.open(dir, opts)
   opts = opts or {}
   if type(opts) ~= "table" then usage("smtp.outbox: options must be a table") end
   for k in pairs(opts) do
-    if k ~= "retry" and k ~= "on_unknown" and k ~= "clock" then
+    if k ~= "retry" and k ~= "on_unknown" and k ~= "clock" and k ~= "shared" then
       usage("smtp.outbox: unknown option '" .. tostring(k) .. "'")
     end
   end
@@ -314,12 +381,19 @@ function M.open(dir, opts)
     usage("smtp.outbox: 'on_unknown' must be a function")
   end
   if opts.clock ~= nil and type(opts.clock) ~= "function" then usage("smtp.outbox: 'clock' must be a function") end
+  if opts.shared ~= nil and type(opts.shared) ~= "boolean" then usage("smtp.outbox: 'shared' must be a boolean") end
   dir = dir:gsub("(.)/+$", "%1")
+  local shared = opts.shared == true
+  check_parent(dir, shared)
   must(core.fs_mkdir(dir))
-  for _, sub in ipairs(SUBDIRS) do must(core.fs_mkdir(dir .. "/" .. sub)) end
+  check_dir(dir, shared)
+  for _, sub in ipairs(SUBDIRS) do
+    must(core.fs_mkdir(dir .. "/" .. sub))
+    check_dir(dir .. "/" .. sub, shared)
+  end
   return setmetatable({
     dir = dir, retry = check_retry(opts.retry), on_unknown = opts.on_unknown,
-    clock = opts.clock or core.wall_time, seq = 0,
+    clock = opts.clock or core.wall_time, seq = 0, shared = shared,
   }, Outbox)
 end
 
@@ -338,9 +412,12 @@ end
 
 function Outbox:_new_id()
   self.seq = self.seq + 1
-  -- Sortable by creation time (milliseconds), unique by pid and counter.
-  return ("%013.0f-%d-%d-%04x"):format(floor(core.wall_time() * 1000), core.getpid(), self.seq,
-    random(0, 65535))
+  -- Sortable by creation time (milliseconds); pid, counter and 32 bits
+  -- from the entropy source keep writers apart (math.random is unseeded
+  -- under 5.1/LuaJIT and containers repeat pids). Publishing never
+  -- replaces a file, so even a repeat cannot lose a message.
+  return ("%013.0f-%d-%d-%s"):format(floor(core.wall_time() * 1000), core.getpid(), self.seq,
+    must(core.random_hex(4)))
 end
 
 -- put ---------------------------------------------------------------------
@@ -425,17 +502,22 @@ function Outbox:put(msg, opts)
   end
   local body = concat(parts)
   local now = self.clock()
-  local e = { id = self:_new_id(), state = "queued", tries = 0, next_try = now, created = now,
+  local e = { state = "queued", tries = 0, next_try = now, created = now, token = must(core.random_hex(8)),
     from = env.from, to = copy(env.recipients), accepted = {}, rejected = {}, opts = stored }
-  local tmp = self:_path("tmp", e.id)
-  must(core.fs_write_file(tmp, serialise(e, body)))
-  local ok, kind, m = core.fs_rename(tmp, self:_path("queue", e.id))
-  if not ok then
+  for _ = 1, 8 do
+    e.id = self:_new_id()
+    local tmp = self:_path("tmp", e.id)
+    must(core.fs_write_file(tmp, serialise(e, body)))
+    local ok, kind, m = core.fs_publish(tmp, self:_path("queue", e.id))
+    if ok then
+      must(core.fs_sync_dir(self.dir .. "/queue"))
+      return e.id
+    end
     os.remove(tmp)
-    must(ok, kind, m)
+    if kind ~= "exists" then must(ok, kind, m) end
+    -- Another writer drew the same id: draw again, never replace.
   end
-  must(core.fs_sync_dir(self.dir .. "/queue"))
-  return e.id
+  error(Error.new { kind = "io", message = "outbox:put: no free id after 8 draws" }, 0)
 end
 
 -- list / entry -------------------------------------------------------------
@@ -458,7 +540,7 @@ end
 function Outbox:entry(id)
   if not valid_id(id) then return nil end
   for _, state in ipairs({ "queue", "sent", "failed", "hold" }) do
-    local data = read_file(self:_path(state, id))
+    local data = read_file(self:_path(state, id), self.shared)
     if data then
       local e, body = parse(id, data)
       if not e then return { id = id, state = state, reason = "malformed outbox file: " .. body } end
@@ -724,17 +806,26 @@ function Outbox:_handle(name, holder, sender, stats)
     for _, t in ipairs(garbage) do os.remove(self:_path("tmp", t)) end
     self._tmp_leftovers[name] = nil
   end
+  local data, kind, why = holder.lock:read(holder.size)
+  if not data then
+    if kind == "bad" then return self:_set_aside(name, why, stats) end
+    must(nil, kind, why)
+  end
+  local e, body = parse(name, data)
   for _, d in ipairs(FINAL) do
     if exists(self:_path(d, name)) then
-      -- A worker died between writing the final copy and removing this one.
-      os.remove(qpath)
-      must(core.fs_sync_dir(self.dir .. "/queue"))
-      return "skip"
+      local final = e and e.token and read_file(self:_path(d, name), self.shared)
+      local f = final and parse(name, final)
+      if f and f.token == e.token then
+        -- A worker died between writing the final copy and removing this one.
+        os.remove(qpath)
+        must(core.fs_sync_dir(self.dir .. "/queue"))
+        return "skip"
+      end
+      -- Not a copy this outbox wrote of this message (review N2): keep it.
+      return self:_hold_unverified(name, d, stats)
     end
   end
-  local data = read_file(qpath)
-  if not data then return "skip" end
-  local e, body = parse(name, data)
   if not e then
     self:_reject_file(name)
     stats.failed = stats.failed + 1
@@ -753,13 +844,44 @@ function Outbox:_handle(name, holder, sender, stats)
   return self:_attempt(e, body, holder, sender, stats)
 end
 
+-- queue/<name> is no spool file we may open (review N1): moved to bad/
+-- unopened (a rename touches only the name), so the next run does not
+-- meet it again; where even that is refused, it is skipped for this run.
+function Outbox:_set_aside(name, why, stats)
+  stats.bad = (stats.bad or 0) + 1
+  local ok = core.fs_publish(self:_path("queue", name), self:_path("bad", name))
+  if ok then
+    core.fs_sync_dir(self.dir .. "/bad")
+    core.fs_sync_dir(self.dir .. "/queue")
+  end
+  stats.bad_entries = stats.bad_entries or {}
+  stats.bad_entries[#stats.bad_entries + 1] = { name = name, reason = why, moved = ok == true }
+  return "skip"
+end
+
+-- sent/<id> (or failed/, hold/) exists but is not a copy of this message
+-- that this outbox wrote: the queue copy goes to hold/ for an operator,
+-- never away; when hold/<id> is taken too, it stays queued, unsent.
+function Outbox:_hold_unverified(name, where, stats)
+  stats.unverified = (stats.unverified or 0) + 1
+  if where ~= "hold" then
+    local ok = core.fs_publish(self:_path("queue", name), self:_path("hold", name))
+    if ok then
+      core.fs_sync_dir(self.dir .. "/hold")
+      core.fs_sync_dir(self.dir .. "/queue")
+    end
+  end
+  return "skip"
+end
+
 function Outbox:_process(name, sender, stats)
-  local lock, why, msg = core.fs_lock(self:_path("queue", name))
+  local lock, why, msg = core.fs_lock(self:_path("queue", name), self.shared)
   if not lock then
     if why == "busy" or why == "gone" then return "skip" end
+    if why == "bad" then return self:_set_aside(name, msg, stats) end
     must(nil, why, msg)
   end
-  local holder = { lock = lock }
+  local holder = { lock = lock, size = why }
   local ok, r, nt = pcall(self._handle, self, name, holder, sender, stats)
   holder.lock:unlock()
   if not ok then error(r, 0) end
