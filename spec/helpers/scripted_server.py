@@ -13,7 +13,10 @@ Transcript lines (escapes \\r \\n \\t \\0 \\xHH are decoded in S:, R:, C:):
   BDAT          read one "BDAT n [LAST]" line and its n bytes
   CLOSE         close the connection now
   SLEEP s       pause s seconds
-  STALL         stop answering (until the client closes or 60 s pass)
+  STALL         stop answering (until the client closes or 60 s pass); it
+                still reads, so the client's writes never block
+  DEAF s        stop reading and answering for s seconds, so the client's
+                writes block once the socket buffers are full; then STALL
   TRICKLE s text  send text + CRLF one byte every s seconds
   BIGLINE n     send a reply line of n bytes ("250 xxxx...") + CRLF
   MANYLINES n   send n continuation lines "250-x" then "250 end"
@@ -127,6 +130,9 @@ def play(lines, listener, nconn):
             elif op == "SLEEP":
                 time.sleep(float(arg))
             elif op == "STALL":
+                peer.drain_until_close(60)
+            elif op == "DEAF":
+                time.sleep(float(arg))
                 peer.drain_until_close(60)
             elif op == "TRICKLE":
                 delay, _, text = arg.partition(" ")
