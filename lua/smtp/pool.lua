@@ -273,7 +273,9 @@ function Pool:_take(srv, opts)
     local age = self.now() - entry.since
     local c = entry.client
     if age <= self.idle_timeout and not c:closed() then
-      if age < self.check_idle_after and not message_in_first_write(c, opts) then
+      -- A session whose last transaction failed is checked whatever its
+      -- age: its state after the failure is the server's word, not ours.
+      if age < self.check_idle_after and not entry.failed and not message_in_first_write(c, opts) then
         return entry, true
       end
       local ok = pcall(c.reset, c)
@@ -319,6 +321,7 @@ end
 function Pool:_send_on(srv, entry, msg, opts)
   entry.count = entry.count + 1
   local sent, result = pcall(entry.client.sendmail, entry.client, msg, opts)
+  entry.failed = not sent
   self:_give_back(srv, entry)
   return sent, result
 end

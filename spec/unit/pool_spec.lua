@@ -229,6 +229,16 @@ describe("smtp.pool reuse without RSET", function()
     assert.equal(2, count(expect_ok(h)[1], "RSET"))
   end)
 
+  it("checks with RSET a young connection whose last transaction failed", function()
+    local h = server(GREET .. "C: MAIL FROM:<a@example.org>\nS: 451 4.3.0 try later\nC: RSET\nS: 250 ok\n"
+      .. RSET .. txn() .. QUIT)
+    local clock = fake_time()
+    local pool = pool_of({ entry(h) }, clock, young({ retry = { limit = 2, base = 0.1, jitter = 0 } }))
+    assert.equal(2, pool:send(RAW).tries)
+    pool:close()
+    assert.equal(2, count(expect_ok(h)[1], "RSET"))
+  end)
+
   it("checks every reuse when the session sends BDAT with MAIL (CHUNKING)", function()
     local bdat_txn = MAIL .. "C: RCPT TO:<b@example.org>\nBDAT\n"
       .. "S: 250 2.1.0 ok\nS: 250 2.1.5 ok\nS: 250 2.0.0 queued as Q1\n"
