@@ -18,7 +18,7 @@ OPT ?= -O2 -g
 CFLAGS_ALL = $(OPT) $(WARN) -std=c99 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
              -fPIC -fvisibility=hidden $(MBEDTLS_CFLAGS) $(LUA_CFLAGS) $(GSASL_CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS_ALL = -shared $(EXTRA_LDFLAGS)
-LIBS = $(MBEDTLS_LIBS) $(GSASL_LIBS)
+LIBS = $(MBEDTLS_LIBS) $(GSASL_LIBS) -pthread
 
 # The one list of C sources; spec/unit/build_spec.lua checks that the
 # rockspec names the same files.

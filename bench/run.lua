@@ -11,6 +11,14 @@
 --      tls_config (resumption) and with session_cache = false, under the
 --      mbedTLS 2.28 and 3.6 builds; curl, one process per message
 --   S8 S4's big message over implicit TLS, mbedTLS 3.6 build vs 2.28
+--   S9 event loops (issue 24): BENCH_S9_SESSIONS (100) sessions of
+--      BENCH_S9_PER (10) messages each to a server that answers every
+--      command 20 ms late (bench/peers/slow_smtp.py): one session after
+--      another (blocking) against all at once in one thread (cqueues, luv);
+--      BENCH_S9_ROUNDS (1: its blocking row takes about 45 s)
+-- BENCH_BEFORE: another checkout of lua-smtp with its own build/ (e.g. a
+-- git worktree of the previous commit): S1, S3 and S4 get a row for it,
+-- so "before" and "after" come from the same run.
 -- Run from the repository root: lua5.4 bench/run.lua <build dir>.
 -- Environment: BENCH_ROUNDS (7), BENCH_S1 (2000), BENCH_S2 (500),
 -- BENCH_S3_MB (100), BENCH_ATT_MB (50), BENCH_S5 (500), BENCH_S7 (200),
@@ -42,6 +50,9 @@ local S3_MB = env_num("BENCH_S3_MB", 100)
 local ATT_MB = env_num("BENCH_ATT_MB", 50)
 local N5 = env_num("BENCH_S5", 500)
 local N7 = env_num("BENCH_S7", 200)
+local S9_SESSIONS = env_num("BENCH_S9_SESSIONS", 100)
+local S9_PER = env_num("BENCH_S9_PER", 10)
+local S9_ROUNDS = env_num("BENCH_S9_ROUNDS", 1)
 local S7_ROUNDS = env_num("BENCH_S7_ROUNDS", 3)
 local MAX_SECONDS = env_num("BENCH_MAX_SECONDS", 540)
 local ONLY = os.getenv("BENCH_ONLY")
@@ -159,6 +170,19 @@ end
 local relay2_port, relay2_pid = start_sink("r2")
 local relay3_port, relay3_pid = start_sink("r3")
 
+-- S9's slow server: every reply 20 ms after its command, any number of
+-- sessions at once.
+local slow_port, slow_pid
+do
+  local portfile = work .. "/slow.port"
+  slow_pid = P.spawn(("%s bench/peers/slow_smtp.py %s --delay 0.02 --max-seconds %d"):format(
+    "/usr/bin/python3", q(portfile), MAX_SECONDS + 600), work .. "/slow.log")
+  P.watchdog("kill " .. slow_pid, slow_pid)
+  assert(P.wait_for(10, function() return tonumber(P.read_file(portfile) or "") end),
+    "slow_smtp.py did not start: " .. (P.read_file(work .. "/slow.log") or ""))
+  slow_port = tonumber(P.read_file(portfile))
+end
+
 -- The S3 server: bench/tools/fastsink.c (smtp-sink reads DATA line by
 -- line and would measure itself; its ceiling stays in the S3 table).
 -- The S1 ceiling: bench/tools/pingpong.c, one wait per message and no
@@ -261,6 +285,28 @@ local CURL_S3_TLS = curl_config("curl-s3-tls.conf", tls_fast_url, 1, BIG)
 local function lua_smtp(mode, port, count, file, tls, extra_env)
   return LUAENV .. (extra_env or "") .. ("lua5.4 bench/peers/luasmtp.lua %s 127.0.0.1 %d %d %s %s")
     :format(mode, port, count, q(file), tls and "tls" or "")
+end
+-- The same client from BENCH_BEFORE's checkout (its lua/, build/ and peer).
+local BEFORE = os.getenv("BENCH_BEFORE")
+if BEFORE == "" then BEFORE = nil end
+local function lua_smtp_before(mode, port, count, file, tls)
+  return ("env LUA_PATH=%s LUA_CPATH=%s lua5.4 %s %s 127.0.0.1 %d %d %s %s"):format(
+    q(BEFORE .. "/lua/?.lua;" .. BEFORE .. "/lua/?/init.lua;;"), q(BEFORE .. "/build/?.so;;"),
+    q(BEFORE .. "/bench/peers/luasmtp.lua"), mode, port, count, q(file), tls and "tls" or "")
+end
+-- S9: the event-loop client (bench/peers/loop_sessions.lua).
+local function lua_sessions(mode)
+  return LUAENV .. ("lua5.4 bench/peers/loop_sessions.lua %s 127.0.0.1 %d %d %d %s")
+    :format(mode, slow_port, S9_SESSIONS, S9_PER, q(MSG1K))
+end
+local s9_clients = {
+  { name = "lua-smtp, one session after another (blocking)", ref = true, cmd = lua_sessions("seq") },
+}
+for _, l in ipairs({ "cqueues", "luv" }) do
+  if os.execute(("lua5.4 -e 'require \"%s\"' 2>/dev/null"):format(l)) == true then
+    s9_clients[#s9_clients + 1] = { name = ("lua-smtp, all sessions at once, smtp.loop.%s()"):format(l),
+      cmd = lua_sessions(l) }
+  end
 end
 local function smtplib(mode, port, count, file, tls)
   return ("%s bench/peers/smtplib_peer.py %s 127.0.0.1 %d %d %s %s")
@@ -390,8 +436,22 @@ local groups = {
       { name = "lua-smtp sendmail(file) (TLS), mbedTLS 3.6",
         cmd = LUAENV36 and (LUAENV36 .. ("lua5.4 bench/peers/luasmtp.lua file 127.0.0.1 %d 1 %s tls")
           :format(tls_fast_port, q(BIG))) },
-    } },
+    } },  { id = "S9", title = ("S9: %d sessions x %d messages, every reply 20 ms late (event loops, one thread)")
+    :format(S9_SESSIONS, S9_PER), unit = "msg/s", work = S9_SESSIONS * S9_PER, rounds = S9_ROUNDS,
+    clients = s9_clients },
 }
+
+-- BENCH_BEFORE rows: the same lua-smtp client from another checkout.
+if BEFORE then
+  local extra = {
+    S1 = { name = "lua-smtp sendmany, BENCH_BEFORE", cmd = lua_smtp_before("many", sink_port, N1, MSG1K) },
+    S3 = { name = "lua-smtp sendmail(file), BENCH_BEFORE", cmd = lua_smtp_before("file", fast_port, 1, BIG) },
+    S4 = { name = "lua-smtp sendmany (TLS), BENCH_BEFORE", cmd = lua_smtp_before("many", tls_port, N1, MSG1K, true) },
+  }
+  for _, g in ipairs(groups) do
+    if extra[g.id] then table.insert(g.clients, 2, extra[g.id]) end
+  end
+end
 
 -- CPU time (user + system, seconds) a process has used so far.
 local function cpu_of(pid)
@@ -403,7 +463,7 @@ local function cpu_of(pid)
   -- Fields 14 and 15 of stat (utime, stime) are 12 and 13 after the name.
   return ((tonumber(f[12]) or 0) + (tonumber(f[13]) or 0)) / 100
 end
-local server_pids = { sink_pid, fast_pid, tunnel_pid, relay2_pid, relay3_pid }
+local server_pids = { sink_pid, fast_pid, tunnel_pid, relay2_pid, relay3_pid, slow_pid }
 -- S7's Postfix: the master with the children it has reaped (cutime,
 -- cstime) and those alive now; a child that exits during a run moves from
 -- the second sum to the first, so differences stay right.

@@ -18,6 +18,11 @@ static inline int64_t smtp_now_ms(void)
 /* A deadline of 0 or less means "no deadline" (wait forever). */
 #define SMTP_NO_DEADLINE 0
 
+/* "Never wait": smtp_net_wait returns SMTP_EWANTREAD / SMTP_EWANTWRITE
+ * at once instead of polling, so the operation hands the wait to its
+ * caller (an event loop). Checked before any other use of a deadline. */
+#define SMTP_NOWAIT INT64_MIN
+
 /* Milliseconds left before 'deadline' as a poll() timeout: -1 for none,
  * 0 once it has passed. */
 static inline int smtp_deadline_left_ms(int64_t deadline)

@@ -14,8 +14,18 @@ enum smtp_err {
     SMTP_ESASL = -6,     /* SASL mechanism failure */
     SMTP_ENOMEM = -7,
     SMTP_EUSAGE = -8,    /* invalid argument */
-    SMTP_EAGAIN = -9     /* internal: would block, caller waits and retries */
+    SMTP_EAGAIN = -9,    /* internal: would block, caller waits and retries */
+    /* A connection in no-wait mode (an event loop drives it, SPEC 5.1)
+     * that must wait for its socket: the operation kept its state and is
+     * called again once the fd is readable / writable. */
+    SMTP_EWANTREAD = -10,
+    SMTP_EWANTWRITE = -11
 };
+
+static inline int smtp_is_want(int code)
+{
+    return code == SMTP_EWANTREAD || code == SMTP_EWANTWRITE;
+}
 
 /* Lua-visible kind for a code; SPEC section 6 lists the kinds. A peer that
  * closes is an 'io' failure for the user. */
@@ -27,6 +37,8 @@ static inline const char *smtp_err_kind(int code)
     case SMTP_EPROTO: return "protocol";
     case SMTP_ESASL: return "authentication";
     case SMTP_EUSAGE: return "usage";
+    case SMTP_EWANTREAD: return "want";
+    case SMTP_EWANTWRITE: return "want";
     default: return "io";
     }
 }
@@ -44,6 +56,8 @@ static inline const char *smtp_strerror(int code)
     case SMTP_ENOMEM: return "out of memory";
     case SMTP_EUSAGE: return "invalid argument";
     case SMTP_EAGAIN: return "operation would block";
+    case SMTP_EWANTREAD: return "r";
+    case SMTP_EWANTWRITE: return "w";
     default: return "unknown error";
     }
 }

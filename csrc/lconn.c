@@ -29,6 +29,15 @@ struct lconn {
     char *wbuf;         /* scratch for send_data, grown on demand */
     struct smtp_tls *tls;   /* NULL until starttls succeeds */
     size_t wcap;
+    /* No-wait mode (SPEC 5.1): an event loop waits, C never does. Every
+     * operation then returns nil, "want", "r"|"w" where it would wait,
+     * keeping its state here, and is called again once the fd is ready. */
+    int nowait;
+    int connecting;             /* connect_start awaits connect_finish */
+    struct smtp_tls *hs;        /* a TLS handshake under way */
+    char *pend;                 /* bytes taken by send, not yet written */
+    size_t plen, poff, pcap;
+    char peer[80];              /* "addr port", for connect messages */
     char err[256];
 };
 
@@ -52,13 +61,20 @@ static void conn_close(struct lconn *c, int notify)
     int fd = c->fd;
     struct smtp_tls *tls = c->tls;
     c->tls = NULL;
-    smtp_tls_free(tls, notify && fd >= 0);
+    if (notify && c->nowait)
+        notify = SMTP_TLS_NOTIFY_NOWAIT;
+    smtp_tls_free(tls, fd >= 0 ? notify : 0);
+    smtp_tls_free(c->hs, 0);
+    c->hs = NULL;
     c->fd = -1;
     if (fd >= 0)
         close(fd);
     free(c->wbuf);
     c->wbuf = NULL;
     c->wcap = 0;
+    free(c->pend);
+    c->pend = NULL;
+    c->plen = c->poff = c->pcap = 0;
 }
 
 /* Returns the failure triple and closes: the stream is out of sync. */
@@ -68,8 +84,77 @@ static int conn_fail(lua_State *L, struct lconn *c, int rc, const char *msg)
     return smtp_push_failure(L, rc, msg);
 }
 
+/* nil, "want", "r"|"w": the operation waits for the fd and is called
+ * again; the connection stays open. */
+static int push_want(lua_State *L, int rc)
+{
+    lua_pushnil(L);
+    lua_pushliteral(L, "want");
+    lua_pushstring(L, rc == SMTP_EWANTWRITE ? "w" : "r");
+    return 3;
+}
+
+/* A failure closes; a want in no-wait mode does not. */
+static int conn_fail_or_want(lua_State *L, struct lconn *c, int rc, const char *msg)
+{
+    if (smtp_is_want(rc) && c->nowait)
+        return push_want(L, rc);
+    return conn_fail(L, c, rc, msg);
+}
+
+static int64_t conn_deadline(const struct lconn *c)
+{
+    return c->nowait ? SMTP_NOWAIT : c->deadline;
+}
+
+/* Writes what the socket takes of the pending bytes (no-wait mode). */
+static int conn_flush(struct lconn *c)
+{
+    while (c->poff < c->plen) {
+        size_t sent = 0;
+        const char *p = c->pend + c->poff;
+        size_t left = c->plen - c->poff;
+        int rc = c->tls != NULL
+                 ? smtp_tls_write_some(c->tls, p, left, &sent, c->err, sizeof c->err)
+                 : smtp_net_send_some(c->fd, p, left, &sent, c->err, sizeof c->err);
+        c->poff += sent;
+        if (rc != SMTP_OK)
+            return rc;
+    }
+    c->plen = c->poff = 0;
+    return SMTP_OK;
+}
+
+/* No-wait mode: the iovecs are copied behind what is pending (so the
+ * caller's strings may go), then written as far as the socket allows. */
+static int conn_queue(struct lconn *c, const struct iovec *iov, int n)
+{
+    size_t need = c->plen, i;
+    for (i = 0; i < (size_t)n; i++)
+        need += iov[i].iov_len;
+    if (need > c->pcap) {
+        size_t cap = c->pcap + c->pcap / 2;
+        char *nb;
+        if (cap < need)
+            cap = need;
+        nb = realloc(c->pend, cap);
+        if (nb == NULL)
+            return SMTP_ENOMEM;
+        c->pend = nb;
+        c->pcap = cap;
+    }
+    for (i = 0; i < (size_t)n; i++) {
+        if (iov[i].iov_len > 0)
+            memcpy(c->pend + c->plen, iov[i].iov_base, iov[i].iov_len);
+        c->plen += iov[i].iov_len;
+    }
+    return conn_flush(c);
+}
+
 static int conn_sendv(struct lconn *c, struct iovec *iov, int n)
 {
+    if (c->nowait)
+        return conn_queue(c, iov, n);
     if (c->tls != NULL)
         return smtp_tls_sendv(c->tls, iov, n, c->deadline, c->err, sizeof c->err);
     return smtp_net_sendv(c->fd, iov, n, c->deadline, c->err, sizeof c->err);
@@ -78,8 +163,8 @@ static int conn_sendv(struct lconn *c, struct iovec *iov, int n)
 static int conn_recv(struct lconn *c, char *buf, size_t cap, size_t *got)
 {
     if (c->tls != NULL)
-        return smtp_tls_recv(c->tls, buf, cap, got, c->deadline, c->err, sizeof c->err);
-    return smtp_net_recv(c->fd, buf, cap, got, c->deadline, c->err, sizeof c->err);
+        return smtp_tls_recv(c->tls, buf, cap, got, conn_deadline(c), c->err, sizeof c->err);
+    return smtp_net_recv(c->fd, buf, cap, got, conn_deadline(c), c->err, sizeof c->err);
 }
 
 /* A deadline this far ahead is a caller's mistake, not a wait. */
@@ -165,6 +250,73 @@ static int lconn_connect(lua_State *L)
     return 1;
 }
 
+/* connect_start(addr, port [, local_address]) -> conn [, "w"] | nil, kind, msg
+ * No-wait mode (SPEC 5.1): addr is a numeric address (the caller
+ * resolved it, through its event loop) or a UNIX socket path. With "w"
+ * the connection is under way: wait until the fd is writable, then
+ * conn:connect_finish(). Every later operation of this conn returns
+ * nil, "want", "r"|"w" where it would wait. */
+static int lconn_connect_start(lua_State *L)
+{
+    const char *addr = luaL_checkstring(L, 1);
+    const char *port = luaL_checkstring(L, 2);
+    const char *local = luaL_optstring(L, 3, NULL);
+    struct lconn *c = lua_newuserdatauv(L, sizeof *c, 1);
+    int rc;
+    memset(c, 0, sizeof *c);
+    c->fd = -1;
+    c->nowait = 1;
+    luaL_setmetatable(L, SMTP_CONN_MT);
+    snprintf(c->peer, sizeof c->peer, "%s port %s", addr, port);
+    rc = smtp_net_connect_start(&c->fd, addr, port, local, c->err, sizeof c->err);
+    if (rc == SMTP_EWANTWRITE) {
+        c->connecting = 1;
+        lua_pushliteral(L, "w");
+        return 2;
+    }
+    if (rc != SMTP_OK)
+        return conn_fail(L, c, rc, c->err);
+    return 1;
+}
+
+/* connect_finish() -> true | nil, kind, msg: after connect_start's "w"
+ * and a writable fd. */
+static int lconn_connect_finish(lua_State *L)
+{
+    struct lconn *c = check_open_conn(L);
+    int rc;
+    if (!c->connecting) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    rc = smtp_net_connect_finish(c->fd, c->peer, c->err, sizeof c->err);
+    if (rc != SMTP_OK)
+        return conn_fail(L, c, rc, c->err);
+    c->connecting = 0;
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* flush() -> true | nil, "want", "w"|"r" | nil, kind, msg: writes what
+ * send or send_data queued in no-wait mode. */
+static int lconn_flush(lua_State *L)
+{
+    struct lconn *c = check_open_conn(L);
+    int rc = conn_flush(c);
+    if (rc != SMTP_OK)
+        return conn_fail_or_want(L, c, rc, c->err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* abort(): closes without close_notify, as after any failure (a wait
+ * that ran out in the event loop: the stream is out of sync). */
+static int lconn_abort(lua_State *L)
+{
+    conn_close(check_conn(L), 0);
+    return 0;
+}
+
 /* set_deadline(abs | nil) -> true | nil, "usage", msg. A refused value
  * leaves a deadline that has already passed, so a caller that ignores
  * the failure gets a timeout at its next wait, never an endless one. */
@@ -224,7 +376,7 @@ static int lconn_send(lua_State *L)
     }
     rc = conn_sendv(c, iov, n);
     if (rc != SMTP_OK)
-        return conn_fail(L, c, rc, c->err);
+        return conn_fail_or_want(L, c, rc, c->err);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -240,7 +392,7 @@ static int lconn_receive_some(lua_State *L)
     luaL_argcheck(L, max > 0, 2, "must be positive");
     rc = conn_recv(c, buf, max < READ_CHUNK ? (size_t)max : READ_CHUNK, &got);
     if (rc != SMTP_OK)
-        return conn_fail(L, c, rc, c->err);
+        return conn_fail_or_want(L, c, rc, c->err);
     lua_pushlstring(L, buf, got);
     return 1;
 }
@@ -264,7 +416,7 @@ static int lconn_read_reply(lua_State *L)
             return conn_fail(L, c, rc, p->error);
         rc = conn_recv(c, buf, sizeof buf, &got);
         if (rc != SMTP_OK)
-            return conn_fail(L, c, rc, c->err);
+            return conn_fail_or_want(L, c, rc, c->err);
         rc = smtp_reply_feed(p, buf, got);
         if (rc != SMTP_OK)
             return conn_fail(L, c, rc, rc == SMTP_EPROTO ? p->error : NULL);
@@ -345,9 +497,14 @@ static int lconn_send_data(lua_State *L)
         iov[niov++].iov_len = tlen;
     }
     rc = conn_sendv(c, iov, niov);
-    if (rc != SMTP_OK)
+    if (rc != SMTP_OK && !(smtp_is_want(rc) && c->nowait))
         return conn_fail(L, c, rc, c->err);
     lua_pushinteger(L, (lua_Integer)n);
+    if (rc != SMTP_OK) {
+        /* queued, not all written: the caller waits, then flush() */
+        lua_pushstring(L, rc == SMTP_EWANTWRITE ? "w" : "r");
+        return 2;
+    }
     return 1;
 }
 
@@ -361,6 +518,13 @@ struct lconn *lconn_check_open(lua_State *L, int idx)
 
 int lconn_write(void *conn, struct iovec *iov, int n)
 {
+    struct lconn *c = conn;
+    /* send_body writes many times in one call: it needs a wait between
+     * them, which only blocking mode has (the loop transport hides it). */
+    if (c->nowait) {
+        snprintf(c->err, sizeof c->err, "send_body needs blocking mode");
+        return SMTP_EUSAGE;
+    }
     return conn_sendv(conn, iov, n);
 }
 
@@ -394,11 +558,19 @@ static int lconn_starttls(lua_State *L)
     int rc;
     if (c->tls != NULL)
         return luaL_error(L, "TLS is already active on this connection");
-    rc = ltls_start(L, 1, 2, 3, c->fd, c->deadline, &c->tls, c->err, sizeof c->err);
-    if (rc != SMTP_OK)
-        return conn_fail(L, c, rc, c->err);
-    lua_pushboolean(L, 1);
-    return 1;
+    if (c->hs != NULL) {
+        /* no-wait mode: the handshake goes on where it stopped */
+        rc = smtp_tls_handshake(c->hs, SMTP_NOWAIT, c->err, sizeof c->err);
+    } else {
+        rc = ltls_start(L, 1, 2, 3, c->fd, conn_deadline(c), &c->hs, c->err, sizeof c->err);
+    }
+    if (rc == SMTP_OK) {
+        c->tls = c->hs;
+        c->hs = NULL;
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    return conn_fail_or_want(L, c, rc, c->err);
 }
 
 /* tls_channel_binding() -> type, bytes | nil, kind, message: what
@@ -486,6 +658,9 @@ static const luaL_Reg lconn_methods[] = {
     {"tls_info", lconn_tls_info},
     {"tls_channel_binding", lconn_tls_channel_binding},
     {"close", lconn_close},
+    {"abort", lconn_abort},
+    {"connect_finish", lconn_connect_finish},
+    {"flush", lconn_flush},
     {"is_closed", lconn_is_closed},
     {"fileno", lconn_fileno},
     {"local_literal", lconn_local_literal},
@@ -500,4 +675,6 @@ void lconn_open(lua_State *L)
     smtp_new_class(L, SMTP_CONN_MT, lconn_methods);
     lua_pushcfunction(L, lconn_connect);
     lua_setfield(L, -2, "connect");
+    lua_pushcfunction(L, lconn_connect_start);
+    lua_setfield(L, -2, "connect_start");
 }

@@ -5,6 +5,7 @@
 #include "deadline.h"
 #include "lpoolkey.h"
 #include "lfsutil.h"
+#include "lresolve.h"
 
 int smtp_push_failure(lua_State *L, int code, const char *message)
 {
@@ -44,6 +45,7 @@ static const smtp_opener openers[] = {
     ldkim_open,
     lpoolkey_open,
     lfsutil_open,
+    lresolve_open,
     NULL
 };
 

@@ -1,6 +1,6 @@
-/* Sockets with deadlines. Name resolution uses getaddrinfo(), which cannot
- * be bounded by a deadline; everything after it is. */
+/* Sockets with deadlines, name resolution included (resolve.c). */
 #include "net.h"
+#include "resolve.h"
 #include "err.h"
 #include "deadline.h"
 
@@ -22,6 +22,8 @@
 
 int smtp_net_wait(int fd, short events, int64_t deadline)
 {
+    if (deadline == SMTP_NOWAIT)
+        return (events & POLLOUT) ? SMTP_EWANTWRITE : SMTP_EWANTREAD;
     for (;;) {
         struct pollfd pfd;
         int left = smtp_deadline_left_ms(deadline), rc;
@@ -129,31 +131,16 @@ int smtp_net_connect(int *out, const char *host, const char *port,
                      const char *local_address, int64_t deadline,
                      char *err, size_t errlen)
 {
-    struct addrinfo hints, *res = NULL, *ai;
-    int gai, count = 0, tried = 0, last_err = 0, timed_out = 0;
+    struct addrinfo *res = NULL, *ai;
+    int rc, count = 0, tried = 0, last_err = 0, timed_out = 0;
     char last_addr[INET6_ADDRSTRLEN + 8] = "";
 
     *out = -1;
     if (host[0] == '/')
         return connect_unix(out, host, deadline, err, errlen);
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_ADDRCONFIG;
-    gai = getaddrinfo(host, port, &hints, &res);
-#ifdef EAI_ADDRFAMILY
-    if (gai == EAI_ADDRFAMILY)
-        gai = EAI_NONAME;
-#endif
-    if (gai == EAI_NONAME) {
-        /* AI_ADDRCONFIG hides ::1 on hosts with only loopback IPv6. */
-        hints.ai_flags = 0;
-        gai = getaddrinfo(host, port, &hints, &res);
-    }
-    if (gai != 0) {
-        snprintf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(gai));
-        return SMTP_EIO;
-    }
+    rc = smtp_resolve(host, port, deadline, &res, err, errlen);
+    if (rc != SMTP_OK)
+        return rc;
     for (ai = res; ai != NULL; ai = ai->ai_next)
         count++;
     for (ai = res; ai != NULL; ai = ai->ai_next, tried++) {
@@ -268,8 +255,106 @@ int smtp_net_recv(int fd, void *buf, size_t cap, size_t *got, int64_t deadline,
         }
         rc = smtp_net_wait(fd, POLLIN, deadline);
         if (rc != SMTP_OK) {
-            snprintf(err, errlen, "receive: %s", smtp_strerror(rc));
+            if (!smtp_is_want(rc))
+                snprintf(err, errlen, "receive: %s", smtp_strerror(rc));
             return rc;
         }
     }
+}
+
+int smtp_net_connect_start(int *out, const char *addr, const char *port,
+                           const char *local_address, char *err, size_t errlen)
+{
+    struct addrinfo hints, *res = NULL;
+    struct sockaddr_un sun;
+    const struct sockaddr *sa;
+    socklen_t salen;
+    int fd, family;
+
+    *out = -1;
+    if (addr[0] == '/') {
+        if (strlen(addr) >= sizeof sun.sun_path) {
+            snprintf(err, errlen, "socket path too long: %s", addr);
+            return SMTP_EUSAGE;
+        }
+        memset(&sun, 0, sizeof sun);
+        sun.sun_family = AF_UNIX;
+        memcpy(sun.sun_path, addr, strlen(addr) + 1);
+        sa = (const struct sockaddr *)&sun;
+        salen = sizeof sun;
+        family = AF_UNIX;
+    } else {
+        memset(&hints, 0, sizeof hints);
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+        if (getaddrinfo(addr, port, &hints, &res) != 0 || res == NULL) {
+            snprintf(err, errlen, "not a numeric address and port: %s port %s", addr, port);
+            return SMTP_EUSAGE;
+        }
+        sa = res->ai_addr;
+        salen = res->ai_addrlen;
+        family = res->ai_family;
+    }
+    fd = socket(family, SOCK_STREAM, 0);
+    if (fd < 0 || set_nonblocking(fd) < 0
+        || (local_address != NULL && family != AF_UNIX
+            && bind_local(fd, family, local_address) < 0)) {
+        int e = errno ? errno : EADDRNOTAVAIL;
+        if (fd >= 0)
+            close(fd);
+        if (res != NULL)
+            freeaddrinfo(res);
+        snprintf(err, errlen, "connect to %s port %s: %s", addr, port, strerror(e));
+        return SMTP_EIO;
+    }
+    *out = fd;
+    if (connect(fd, sa, salen) == 0) {
+        char label[96];
+        if (res != NULL)
+            freeaddrinfo(res);
+        snprintf(label, sizeof label, "%s port %s", addr, port);
+        return smtp_net_connect_finish(fd, label, err, errlen);
+    }
+    if (res != NULL)
+        freeaddrinfo(res);
+    if (errno == EINPROGRESS || errno == EINTR)
+        return SMTP_EWANTWRITE;
+    snprintf(err, errlen, "connect to %s port %s: %s", addr, port, strerror(errno));
+    return SMTP_EIO;
+}
+
+int smtp_net_connect_finish(int fd, const char *label, char *err, size_t errlen)
+{
+    int soerr = 0, one = 1;
+    socklen_t sl = sizeof soerr;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
+        soerr = errno;
+    if (soerr != 0) {
+        snprintf(err, errlen, "connect to %s: %s", label, strerror(soerr));
+        return SMTP_EIO;
+    }
+    /* Fails harmlessly on a UNIX socket. */
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return SMTP_OK;
+}
+
+int smtp_net_send_some(int fd, const void *buf, size_t len, size_t *sent,
+                       char *err, size_t errlen)
+{
+    *sent = 0;
+    while (*sent < len) {
+        ssize_t n = send(fd, (const char *)buf + *sent, len - *sent, MSG_NOSIGNAL);
+        if (n >= 0) {
+            *sent += (size_t)n;
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return SMTP_EWANTWRITE;
+        snprintf(err, errlen, "send: %s", strerror(errno));
+        return (errno == EPIPE || errno == ECONNRESET) ? SMTP_ECLOSED : SMTP_EIO;
+    }
+    return SMTP_OK;
 }

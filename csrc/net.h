@@ -30,7 +30,23 @@ int smtp_net_recv(int fd, void *buf, size_t cap, size_t *got, int64_t deadline,
  * "[192.0.2.1]" or "[IPv6:2001:db8::1]". SMTP_EUSAGE for other families. */
 int smtp_net_local_literal(int fd, char *buf, size_t len);
 
-/* Waits until fd is readable (POLLIN) or writable (POLLOUT). */
+/* Waits until fd is readable (POLLIN) or writable (POLLOUT). With the
+ * deadline SMTP_NOWAIT it never waits: SMTP_EWANTREAD / SMTP_EWANTWRITE. */
 int smtp_net_wait(int fd, short events, int64_t deadline);
+
+/* No-wait mode (an event loop waits, SPEC 5.1). Starts connecting to a
+ * numeric address (or a UNIX socket path) and returns at once: SMTP_OK
+ * when connected, SMTP_EWANTWRITE while in progress (*fd is set: wait
+ * for it to be writable, then call smtp_net_connect_finish), or a
+ * failure. The fd belongs to the caller whenever *fd >= 0. label names
+ * the peer in messages ("192.0.2.1 port 25"). */
+int smtp_net_connect_start(int *fd, const char *addr, const char *port,
+                           const char *local_address, char *err, size_t errlen);
+int smtp_net_connect_finish(int fd, const char *label, char *err, size_t errlen);
+
+/* Sends what the socket takes now; *sent bytes went out. SMTP_OK once
+ * all did, SMTP_EWANTWRITE when the socket is full. */
+int smtp_net_send_some(int fd, const void *buf, size_t len, size_t *sent,
+                       char *err, size_t errlen);
 
 #endif

@@ -864,8 +864,9 @@ void smtp_tls_free(struct smtp_tls *s, int notify)
     if (s == NULL)
         return;
     if (notify && s->established) {
-        /* close_notify (RFC 8446 6.1) is a courtesy: one short try. */
-        int64_t deadline = smtp_now_ms() + 1000;
+        /* close_notify (RFC 8446 6.1) is a courtesy: one short try, and
+         * none that waits when an event loop owns the waiting. */
+        int64_t deadline = notify == SMTP_TLS_NOTIFY_NOWAIT ? SMTP_NOWAIT : smtp_now_ms() + 1000;
         int ret, tries = 0;
         while (is_want(ret = mbedtls_ssl_close_notify(&s->ssl)) && tries++ < 8
                && wait_io(s, ret, deadline) == SMTP_OK)
@@ -1021,6 +1022,47 @@ static int set_peer(struct smtp_tls *s, const char *name, char *err, size_t errl
     return SMTP_OK;
 }
 
+/* Steps the handshake until it is over, waiting on the deadline; with
+ * SMTP_NOWAIT it returns SMTP_EWANTREAD / SMTP_EWANTWRITE instead and the
+ * next call goes on where this one stopped. */
+static int run_handshake(struct smtp_tls *s, int64_t deadline, char *err, size_t errlen)
+{
+    int ret, rc;
+    /* mbedtls_ssl_handshake() is this loop; stepping it ourselves shows
+     * whether the server sent a certificate (full handshake) or went
+     * straight to Finished (resumed): mbedTLS has no accessor for that. */
+    while (smtp_ssl_state(&s->ssl) != MBEDTLS_SSL_HANDSHAKE_OVER) {
+        int state;
+        ret = mbedtls_ssl_handshake_step(&s->ssl);
+        state = smtp_ssl_state(&s->ssl);
+        if (state == MBEDTLS_SSL_SERVER_CERTIFICATE || state == MBEDTLS_SSL_CERTIFICATE_REQUEST)
+            s->resumed = 0;
+        if (ret == 0)
+            continue;
+        if (!is_want(ret))
+            return handshake_error(s, ret, err, errlen);
+        rc = wait_io(s, ret, deadline);
+        if (smtp_is_want(rc))
+            return rc;
+        if (rc != SMTP_OK) {
+            snprintf(err, errlen, "TLS handshake %s", rc == SMTP_ETIMEOUT ? "timed out" : "failed: poll error");
+            return rc;
+        }
+    }
+    s->established = 1;
+    /* Writes are gathered into full records of this size. mbedTLS 3.6
+     * counts TLS 1.3's inner content type byte in its 16 KiB, so a 1.3
+     * record carries 16383 bytes: gathering 16384 would add a 1-byte
+     * record to each. */
+    ret = mbedtls_ssl_get_max_out_record_payload(&s->ssl);
+    s->rec = ret > 0 && ret < TLS_RECORD_MAX ? (size_t)ret : TLS_RECORD_MAX;
+    s->verified = s->cfg->verify == SMTP_TLS_VERIFY_PEER;
+    /* A TLS 1.3 session is only worth keeping once a ticket arrives. */
+    if (!is_tls13(s))
+        cache_store(s);
+    return SMTP_OK;
+}
+
 int smtp_tls_start(struct smtp_tls **out, struct smtp_tls_config *cfg, int fd,
                    const char *peer_name, int64_t deadline, char *err, size_t errlen)
 {
@@ -1080,45 +1122,20 @@ int smtp_tls_start(struct smtp_tls **out, struct smtp_tls_config *cfg, int fd,
         cache_key(s, s->cache_key, sizeof s->cache_key);
         cache_offer(s);
     }
-
-    /* mbedtls_ssl_handshake() is this loop; stepping it ourselves shows
-     * whether the server sent a certificate (full handshake) or went
-     * straight to Finished (resumed): mbedTLS has no accessor for that. */
     s->resumed = 1;
-    while (smtp_ssl_state(&s->ssl) != MBEDTLS_SSL_HANDSHAKE_OVER) {
-        int state;
-        ret = mbedtls_ssl_handshake_step(&s->ssl);
-        state = smtp_ssl_state(&s->ssl);
-        if (state == MBEDTLS_SSL_SERVER_CERTIFICATE || state == MBEDTLS_SSL_CERTIFICATE_REQUEST)
-            s->resumed = 0;
-        if (ret == 0)
-            continue;
-        if (!is_want(ret)) {
-            rc = handshake_error(s, ret, err, errlen);
-            goto fail;
-        }
-        rc = wait_io(s, ret, deadline);
-        if (rc != SMTP_OK) {
-            snprintf(err, errlen, "TLS handshake %s", rc == SMTP_ETIMEOUT ? "timed out" : "failed: poll error");
-            goto fail;
-        }
+    rc = run_handshake(s, deadline, err, errlen);
+    if (rc == SMTP_OK || smtp_is_want(rc)) {
+        *out = s;   /* want: smtp_tls_handshake continues it */
+        return rc;
     }
-    s->established = 1;
-    /* Writes are gathered into full records of this size. mbedTLS 3.6
-     * counts TLS 1.3's inner content type byte in its 16 KiB, so a 1.3
-     * record carries 16383 bytes: gathering 16384 would add a 1-byte
-     * record to each. */
-    ret = mbedtls_ssl_get_max_out_record_payload(&s->ssl);
-    s->rec = ret > 0 && ret < TLS_RECORD_MAX ? (size_t)ret : TLS_RECORD_MAX;
-    s->verified = cfg->verify == SMTP_TLS_VERIFY_PEER;
-    /* A TLS 1.3 session is only worth keeping once a ticket arrives. */
-    if (!is_tls13(s))
-        cache_store(s);
-    *out = s;
-    return SMTP_OK;
 fail:
     smtp_tls_free(s, 0);
     return rc;
+}
+
+int smtp_tls_handshake(struct smtp_tls *s, int64_t deadline, char *err, size_t errlen)
+{
+    return s->established ? SMTP_OK : run_handshake(s, deadline, err, errlen);
 }
 
 /* A record-layer failure after the handshake: closed, reset or garbage. */
@@ -1212,6 +1229,28 @@ int smtp_tls_sendv(struct smtp_tls *s, struct iovec *iov, int iovcnt,
     return staged > 0 ? write_all(s, s->wbuf, staged, 0, deadline, err, errlen) : SMTP_OK;
 }
 
+int smtp_tls_write_some(struct smtp_tls *s, const void *buf, size_t len, size_t *sent,
+                        char *err, size_t errlen)
+{
+    const unsigned char *p = buf;
+    *sent = 0;
+    while (*sent < len) {
+        size_t left = len - *sent;
+        int ret;
+        /* Records but the last go with MSG_MORE, as in write_all. */
+        s->more = left > s->rec;
+        ret = mbedtls_ssl_write(&s->ssl, p + *sent, left);
+        s->more = 0;
+        if (ret > 0)
+            *sent += (size_t)ret;
+        else if (is_want(ret))
+            return ret == MBEDTLS_ERR_SSL_WANT_WRITE ? SMTP_EWANTWRITE : SMTP_EWANTREAD;
+        else
+            return record_error(s, ret, "send", err, errlen);
+    }
+    return SMTP_OK;
+}
+
 int smtp_tls_recv(struct smtp_tls *s, void *buf, size_t cap, size_t *got,
                   int64_t deadline, char *err, size_t errlen)
 {
@@ -1239,7 +1278,8 @@ int smtp_tls_recv(struct smtp_tls *s, void *buf, size_t cap, size_t *got,
 #endif
             rc = wait_io(s, ret, deadline);
             if (rc != SMTP_OK) {
-                snprintf(err, errlen, "receive: %s", smtp_strerror(rc));
+                if (!smtp_is_want(rc))
+                    snprintf(err, errlen, "receive: %s", smtp_strerror(rc));
                 return rc;
             }
             continue;

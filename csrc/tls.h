@@ -65,10 +65,23 @@ const char *smtp_tls_config_server_name(const struct smtp_tls_config *cfg);
  * name at all it refuses (SMTP_ETLS) before sending anything. Plaintext
  * bytes already waiting on the socket are an injection attempt
  * (SMTP_EPROTO). On success *out owns the session; on failure *out is
- * NULL and err says why. The fd stays owned by the caller. */
+ * NULL and err says why. With the deadline SMTP_NOWAIT it may return
+ * SMTP_EWANTREAD / SMTP_EWANTWRITE with *out set: smtp_tls_handshake
+ * goes on. The fd stays owned by the caller. */
 int smtp_tls_start(struct smtp_tls **out, struct smtp_tls_config *cfg, int fd,
                    const char *peer_name, int64_t deadline,
                    char *err, size_t errlen);
+
+/* Goes on with a handshake that smtp_tls_start (or an earlier call)
+ * left wanting I/O under the deadline SMTP_NOWAIT. SMTP_OK once it is
+ * over; on failure the caller frees the session. */
+int smtp_tls_handshake(struct smtp_tls *s, int64_t deadline, char *err, size_t errlen);
+
+/* No-wait writing: encrypts and sends what the socket takes now. *sent
+ * bytes were taken; on SMTP_EWANTWRITE / SMTP_EWANTREAD the next call
+ * must pass the same remaining bytes (buf + *sent), as mbedTLS needs. */
+int smtp_tls_write_some(struct smtp_tls *s, const void *buf, size_t len, size_t *sent,
+                        char *err, size_t errlen);
 
 /* Encrypts and sends every byte of the iovecs (small ones are gathered
  * into full records). The iovec array is modified. */
@@ -80,7 +93,9 @@ int smtp_tls_recv(struct smtp_tls *s, void *buf, size_t cap, size_t *got,
                   int64_t deadline, char *err, size_t errlen);
 
 /* Frees the session. With 'notify' it first sends close_notify, waiting
- * at most a second (best effort). Does not close the fd. */
+ * at most a second (best effort), or not at all with
+ * SMTP_TLS_NOTIFY_NOWAIT. Does not close the fd. */
+#define SMTP_TLS_NOTIFY_NOWAIT 2
 void smtp_tls_free(struct smtp_tls *s, int notify);
 
 struct smtp_tls_info {

@@ -9,6 +9,8 @@ local Client = require "smtp.client"
 local extensions = require "smtp.extensions"
 local trace = require "smtp.trace"
 local socket_transport = require "smtp.transport.socket"
+local loop_transport = require "smtp.transport.loop"
+local loops = require "smtp.loop"
 
 local type, tostring, tonumber, pairs, ipairs, error, pcall = type, tostring, tonumber, pairs, ipairs, error, pcall
 
@@ -25,6 +27,14 @@ smtp.smtps_port = 465
 
 --- The error class; `smtp.Error.is(v)` tells whether v is one.
 smtp.Error = Error
+
+--- Event-loop adapters (SPEC 5.1): `smtp.loop.cqueues()`,
+-- `smtp.loop.luv([uv])`, `smtp.loop.copas()`; see `smtp.loop`.
+smtp.loop = loops
+
+--- Monotonic seconds (a float): the clock of every deadline a loop's
+-- `wait` receives.
+smtp.now = core.now
 
 local function usage(msg)
   error(Error.new { kind = "usage", message = msg }, 0)
@@ -115,6 +125,12 @@ local function check_connect_opts(opts)
     usage("smtp.connect: 'local_address' must be an IP address")
   end
   if opts.proxy ~= nil then check_proxy(opts.proxy, opts.host) end
+  if opts.loop ~= nil then
+    loops.check(opts.loop, "smtp.connect")
+    if opts.transport ~= nil then
+      usage("smtp.connect: 'loop' and 'transport' exclude each other (a transport brings its own waiting)")
+    end
+  end
   for _, k in ipairs({ "tls_required", "allow_plaintext" }) do
     if opts[k] ~= nil and type(opts[k]) ~= "boolean" then usage("smtp.connect: '" .. k .. "' must be a boolean") end
   end
@@ -213,7 +229,8 @@ end
 -- required unless `tls_required = false`.
 -- @tparam table opts `host` (required), `port`, `timeout`, `timeouts`,
 -- `tls_mode`, `tls`, `tls_required`, `transport`, `proxy`, `local_address`,
--- `protocol`, `debug`, `local_name`
+-- `protocol`, `debug`, `local_name`, `loop` (SPEC 5.1: every wait goes
+-- through the loop's `wait`; see `smtp.loop`)
 -- @treturn smtp.Client
 function smtp.connect(opts)
   local port, mode = check_connect_opts(opts)
@@ -229,7 +246,12 @@ function smtp.connect(opts)
   local timeouts = opts.timeouts or {}
   local deadline = core.now() + (timeouts.connect or opts.timeout or 60)
   if opts.transport ~= nil then return connect_transport(opts, port, mode, deadline) end
-  local conn, kind, msg = socket_transport.connect(opts.host, port, deadline, opts.local_address, opts.proxy)
+  local conn, kind, msg
+  if opts.loop ~= nil then
+    conn, kind, msg = loop_transport.connect(opts.loop, opts.host, port, deadline, opts.local_address, opts.proxy)
+  else
+    conn, kind, msg = socket_transport.connect(opts.host, port, deadline, opts.local_address, opts.proxy)
+  end
   if not conn then
     error(Error.new { kind = kind or "io", message = msg, retryable = true }, 0)
   end

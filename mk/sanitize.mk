@@ -2,7 +2,7 @@
 #   make fuzz [FUZZ=reply] [FUZZ_SECONDS=N]  libFuzzer, each target in turn
 #   make fuzz-smoke                          each target 30 s, fails on a crash
 #   make check-asan                          whole suite, module under ASan+UBSan
-#   make check-valgrind                      unit + dialogue specs under memcheck
+#   make check-valgrind                      unit, dialogue and loop specs under memcheck
 # fuzz/fuzz_X.c links csrc/X.c when it exists (Lua-free sources only);
 # fuzz/fuzz_address.c embeds liblua5.4 to drive lua/smtp/address.lua.
 
@@ -105,12 +105,12 @@ check-asan: asan-build
 _asan-suite:
 	PATH='$(CURDIR)/$(ASAN_PREFIX)/bin':"$$PATH" $(TEST_ENV) $(ASAN_OPTS) $(BUSTED) --run=$(ASAN_RUN)
 
-# --- valgrind memcheck over the unit and dialogue specs ----------------
+# --- valgrind memcheck over the unit, dialogue and event-loop specs -----
 # busted re-execs itself when given --lua (the .busted file sets it);
 # --ignore-lua keeps it in the lua5.4 process valgrind started. Child
 # processes (scripted servers) are not traced.
 VALGRIND_BUILD ?= build/valgrind
-VALGRIND_RUNS ?= unit dialogue
+VALGRIND_RUNS ?= unit dialogue loops
 TEST_ENV_VG = SMTP_BUILD='$(VALGRIND_BUILD)' LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' \
 	LUA_CPATH='$(VALGRIND_BUILD)/?.so;;'
 VALGRIND = valgrind --quiet --error-exitcode=99 --leak-check=full \

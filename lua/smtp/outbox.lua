@@ -64,6 +64,7 @@
 local core = require "smtp.core"
 local Error = require "smtp.error"
 local envelope = require "smtp.envelope"
+local loops = require "smtp.loop"
 
 local type, pairs, ipairs, tostring, tonumber, pcall, error = type, pairs, ipairs, tostring, tonumber, pcall, error
 local setmetatable = setmetatable
@@ -891,7 +892,7 @@ local function check_run_opts(opts)
   if opts == nil then return {} end
   if type(opts) ~= "table" then usage("outbox:run: options must be a table") end
   for k in pairs(opts) do
-    if k ~= "max_seconds" and k ~= "max_messages" and k ~= "idle_exit" and k ~= "poll" then
+    if k ~= "max_seconds" and k ~= "max_messages" and k ~= "idle_exit" and k ~= "poll" and k ~= "loop" then
       usage("outbox:run: unknown option '" .. tostring(k) .. "'")
     end
   end
@@ -901,6 +902,7 @@ local function check_run_opts(opts)
   if opts.idle_exit ~= nil and type(opts.idle_exit) ~= "boolean" then
     usage("outbox:run: 'idle_exit' must be a boolean")
   end
+  if opts.loop ~= nil then loops.check(opts.loop, "outbox:run") end
   return opts
 end
 
@@ -909,7 +911,9 @@ end
 -- passes opts.progress to sendmail: smtp.pool, or a wrapped client).
 -- @tparam[opt] table opts `max_seconds`, `max_messages`, `idle_exit`
 -- (default true: return once nothing is due and unlocked), `poll`
--- (seconds between scans while waiting; default 1)
+-- (seconds between scans while waiting; default 1), `loop` (SPEC 5.1:
+-- the waits between scans go through `loop.sleep`; give the sender, e.g.
+-- an `smtp.pool`, the same loop for its network waits)
 -- @treturn table `{delivered=, failed=, deferred=, unknown=}`: messages
 -- moved to sent/, to failed/, attempts put off for a later try, and
 -- outcomes found unknown (a dead worker's in-flight marker, or an error
@@ -952,7 +956,7 @@ function Outbox:run(sender, opts)
         if left <= 0 then return stats end
         wait = min(wait, left)
       end
-      must(core.sleep(wait))
+      if opts.loop then opts.loop.sleep(wait) else must(core.sleep(wait)) end
     end
   end
 end

@@ -12,6 +12,7 @@
 local core = require "smtp.core"
 local Error = require "smtp.error"
 local envelope = require "smtp.envelope"
+local loops = require "smtp.loop"
 
 local type, pairs, ipairs, pcall, error, tostring, setmetatable, rawget, next =
   type, pairs, ipairs, pcall, error, tostring, setmetatable, rawget, next
@@ -140,6 +141,7 @@ function Pool.new(opts)
     usage("'servers' must be a non-empty list of {host=, port=, weight=}")
   end
   if opts.sleep ~= nil and type(opts.sleep) ~= "function" then usage("'sleep' must be a function(seconds)") end
+  if opts.loop ~= nil then loops.check(opts.loop, "smtp.pool") end
   if opts._now ~= nil and type(opts._now) ~= "function" then usage("'_now' must be a function") end
   local base = {}
   for k, v in pairs(opts) do
@@ -154,7 +156,8 @@ function Pool.new(opts)
     cooldown = number_opt(opts.cooldown, "cooldown", 30, 0),
     retry = check_retry(opts.retry),
     rate = check_rate(opts.rate),
-    sleep = opts.sleep or default_sleep(),
+    -- With a loop, retry waits and cool-downs go through it too (SPEC 5.1).
+    sleep = opts.sleep or (opts.loop and opts.loop.sleep) or default_sleep(),
     now = opts._now or core.now,
     servers = {},
   }, Pool)

@@ -129,6 +129,22 @@ describe("examples/ #interop", function()
       assert.truthy(m.data:find("submitted with STARTTLS and SCRAM-SHA-256", 1, true))
     end)
 
+    for _, ex in ipairs({ { "loop_cqueues.lua", "cqueues" }, { "loop_luv.lua", "luv" } }) do
+      it(ex[1] .. " submits with STARTTLS + AUTH through its event loop", function()
+        if not pcall(require, ex[2]) or not require("smtp.loop").can_yield then
+          pending(ex[2] .. " is not installed for " .. V.interpreter .. ", or it is Lua 5.1 (no yield across pcall)")
+          return
+        end
+        local subject = "example " .. ex[2]
+        local code, out, err = example(ex[1], env(stack.ports.starttls, subject))
+        assert.equal(0, code, err)
+        assert.truthy(out:find("^sent: 250"), out)
+        assert.truthy(err:find("C: STARTTLS", 1, true), err)
+        local m = assert(delivered(subject), "not delivered")
+        assert.truthy(m.added:find("using TLS", 1, true))
+      end)
+    end
+
     it("starttls_scram.lua reports a wrong password by its kind and exits 1", function()
       local e = env(stack.ports.starttls, "example wrong")
       e.SMTP_PASSWORD = "wrong"

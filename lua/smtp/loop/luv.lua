@@ -1,0 +1,117 @@
+-- smtp.loop.luv([uv]): libuv through luv (luvit, Neovim's vim.uv). Each
+-- wait is a socket poll handle plus a timer for the deadline, closed as
+-- soon as either fires; the calling coroutine yields until then, so call
+-- from a coroutine (coroutine.wrap(fn)() before uv.run()).
+local core = require "smtp.core"
+
+local now, coroutine, max, floor = core.now, coroutine, math.max, math.floor
+local tostring, error = tostring, error
+
+local M = {}
+
+local function ms_until(deadline)
+  return max(0, floor((deadline - now()) * 1000 + 0.5))
+end
+
+-- libuv times its timers from the loop's cached clock, which stands still
+-- while Lua runs between callbacks: refresh it so that a deadline counts
+-- from now.
+local function start_timer(uv, ms, fn)
+  local timer = uv.new_timer()
+  uv.update_time()
+  timer:start(ms, 0, fn)
+  return timer
+end
+
+-- Resumes co with the values; an error in it is raised from the loop's
+-- callback with its traceback, not lost.
+local function resume(co, ...)
+  local ok, err = coroutine.resume(co, ...)
+  if not ok then error(debug.traceback(co, tostring(err)), 0) end
+end
+
+local function current(what)
+  local co, main = coroutine.running()
+  if co == nil or main then
+    error("smtp.loop.luv: " .. what .. " must run inside a coroutine (coroutine.wrap(fn)() before uv.run())", 0)
+  end
+  return co
+end
+
+function M.new(uv)
+  uv = uv or require "luv"
+  local loop = {}
+
+  function loop.wait(fd, events, deadline)
+    if deadline and deadline <= now() then return nil, "timeout" end
+    local co = current("wait")
+    local poll, timer, done = uv.new_socket_poll(fd), nil, false
+    local function finish(ok, err)
+      if done then return end
+      done = true
+      poll:stop()
+      poll:close()
+      if timer then
+        timer:stop()
+        timer:close()
+      end
+      resume(co, ok, err)
+    end
+    local ok, err = poll:start(events, function(perr)
+      if perr then finish(nil, perr) else finish(true) end
+    end)
+    if not ok then
+      poll:close()
+      return nil, err
+    end
+    if deadline then
+      timer = start_timer(uv, ms_until(deadline), function() finish(nil, "timeout") end)
+    end
+    return coroutine.yield()
+  end
+
+  function loop.sleep(seconds)
+    local co = current("sleep")
+    local timer
+    timer = start_timer(uv, max(0, floor(seconds * 1000 + 0.5)), function()
+      timer:close()
+      resume(co)
+    end)
+    coroutine.yield()
+  end
+
+  function loop.resolve(host, port, deadline)
+    local co = current("resolve")
+    local timer, done = nil, false
+    local function finish(list, err)
+      if done then return end
+      done = true
+      if timer then
+        timer:stop()
+        timer:close()
+      end
+      resume(co, list, err)
+    end
+    local req, rerr = uv.getaddrinfo(host, tostring(port), { socktype = "stream" }, function(err, res)
+      if err then return finish(nil, err) end
+      local list = {}
+      for _, ai in ipairs(res or {}) do list[#list + 1] = ai.addr end
+      if list[1] == nil then return finish(nil, "no address") end
+      finish(list)
+    end)
+    if not req then return nil, rerr end
+    if deadline then
+      timer = start_timer(uv, ms_until(deadline), function()
+        -- A lookup already running in libuv's pool cannot be stopped; its
+        -- answer is ignored when it comes.
+        pcall(uv.cancel, req)
+        finish(nil, "timed out")
+      end)
+    end
+    return coroutine.yield()
+  end
+
+  return loop
+end
+
+return M
