@@ -9,6 +9,16 @@ local tostring, error = tostring, error
 
 local M = {}
 
+-- Handles and requests in flight, kept reachable until their callbacks
+-- have run: luv's collector would otherwise close a timer of a lookup
+-- still pending (or run a request's callback from a finalizer).
+local live = {} -- luacheck: ignore 241 (only kept, never read)
+
+local function close(handle, cb)
+  live[handle] = nil
+  if not handle:is_closing() then handle:close(cb) elseif cb then cb() end
+end
+
 local function ms_until(deadline)
   return max(0, floor((deadline - now()) * 1000 + 0.5))
 end
@@ -18,6 +28,7 @@ end
 -- from now.
 local function start_timer(uv, ms, fn)
   local timer = uv.new_timer()
+  live[timer] = true
   uv.update_time()
   timer:start(ms, 0, fn)
   return timer
@@ -46,22 +57,25 @@ function M.new(uv)
     if deadline and deadline <= now() then return nil, "timeout" end
     local co = current("wait")
     local poll, timer, done = uv.new_socket_poll(fd), nil, false
+    live[poll] = true
     local function finish(ok, err)
       if done then return end
       done = true
       poll:stop()
-      poll:close()
       if timer then
         timer:stop()
-        timer:close()
+        close(timer)
       end
-      resume(co, ok, err)
+      -- The caller may close fd as soon as it runs again: resume only once
+      -- libuv has let go of it (close callbacks run in the same turn).
+      close(poll, function() resume(co, ok, err) end)
     end
-    local ok, err = poll:start(events, function(perr)
-      if perr then finish(nil, perr) else finish(true) end
-    end)
+    -- libuv reports an error condition on the fd (POLLERR: a refused
+    -- connect, a reset) as an error of the poll; like poll(), that is
+    -- "ready": the operation run next reports the real error.
+    local ok, err = poll:start(events, function() finish(true) end)
     if not ok then
-      poll:close()
+      close(poll)
       return nil, err
     end
     if deadline then
@@ -74,7 +88,7 @@ function M.new(uv)
     local co = current("sleep")
     local timer
     timer = start_timer(uv, max(0, floor(seconds * 1000 + 0.5)), function()
-      timer:close()
+      close(timer)
       resume(co)
     end)
     coroutine.yield()
@@ -88,11 +102,13 @@ function M.new(uv)
       done = true
       if timer then
         timer:stop()
-        timer:close()
+        close(timer)
       end
       resume(co, list, err)
     end
-    local req, rerr = uv.getaddrinfo(host, tostring(port), { socktype = "stream" }, function(err, res)
+    local req, rerr
+    req, rerr = uv.getaddrinfo(host, tostring(port), { socktype = "stream" }, function(err, res)
+      live[req] = nil
       if err then return finish(nil, err) end
       local list = {}
       for _, ai in ipairs(res or {}) do list[#list + 1] = ai.addr end
@@ -100,6 +116,7 @@ function M.new(uv)
       finish(list)
     end)
     if not req then return nil, rerr end
+    live[req] = true
     if deadline then
       timer = start_timer(uv, ms_until(deadline), function()
         -- A lookup already running in libuv's pool cannot be stopped; its
