@@ -10,6 +10,7 @@
 
 struct ltls_config {
     struct smtp_tls_config *cfg;    /* NULL once closed: the zero state */
+    unsigned given;                 /* bit i: option_names[i] was given */
 };
 
 static struct ltls_config *check_config(lua_State *L, int idx)
@@ -160,6 +161,22 @@ static int read_options(lua_State *L, struct smtp_tls_options *o)
     return 0;
 }
 
+/* Which of option_names the table at index 1 holds: a transport that
+ * cannot honour some of them (the cosocket one) must be able to refuse a
+ * config object as it refuses a table. */
+static unsigned options_given(lua_State *L)
+{
+    unsigned given = 0;
+    int i;
+    for (i = 0; option_names[i] != NULL; i++) {
+        lua_getfield(L, 1, option_names[i]);
+        if (!lua_isnil(L, -1))
+            given |= 1u << i;
+        lua_pop(L, 1);
+    }
+    return given;
+}
+
 /* tls_config([opts]) -> TlsConfig | nil, kind, message */
 static int ltls_config(lua_State *L)
 {
@@ -177,6 +194,7 @@ static int ltls_config(lua_State *L)
         return n;
     u = lua_newuserdatauv(L, sizeof *u, 0);
     u->cfg = NULL;
+    u->given = options_given(L);
     luaL_setmetatable(L, SMTP_TLS_CONFIG_MT);
     err[0] = '\0';
     rc = smtp_tls_config_new(&u->cfg, &o, err, sizeof err);
@@ -207,6 +225,22 @@ static int ltls_server_name(lua_State *L)
         lua_pushnil(L);
     else
         lua_pushstring(L, name);
+    return 1;
+}
+
+/* config:given_options() -> the names of the options it was made with,
+ * e.g. {"ca_file", "verify"} (defaults are not listed). */
+static int ltls_given_options(lua_State *L)
+{
+    struct ltls_config *u = check_config(L, 1);
+    int i, n = 0;
+    lua_newtable(L);
+    for (i = 0; option_names[i] != NULL; i++) {
+        if (u->given & (1u << i)) {
+            lua_pushstring(L, option_names[i]);
+            lua_rawseti(L, -2, ++n);
+        }
+    }
     return 1;
 }
 
@@ -263,6 +297,7 @@ void ltls_push_info(lua_State *L, const struct smtp_tls *s)
 static const luaL_Reg ltls_methods[] = {
     {"verify_mode", ltls_verify_mode},
     {"server_name", ltls_server_name},
+    {"given_options", ltls_given_options},
     {"__gc", ltls_close},
     {"__close", ltls_close},
     {"__tostring", ltls_tostring},

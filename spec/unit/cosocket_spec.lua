@@ -605,6 +605,39 @@ S: 221 bye
     c:close()
   end)
 
+  it("L9r: refuses the same options inside an smtp.tls_config object (kind usage, naming the option)", function()
+    local pki = require("helpers.certs").make()
+    local objects = {
+      ca_file = smtp.tls_config { ca_file = pki.ca_cert },
+      ca_pem = smtp.tls_config { ca_pem = assert(io.open(pki.ca_cert)):read("a") },
+      min_version = smtp.tls_config { min_version = "1.2" },
+      max_version = smtp.tls_config { max_version = "1.2" },
+      cert_file = smtp.tls_config { cert_file = pki.client_cert, key_file = pki.client_key },
+    }
+    for opt, cfg in pairs(objects) do
+      for _, mode in ipairs({ "implicit", "none" }) do
+        local f = fake_transport({ "220 mx.example.org ESMTP\r\n" })
+        local err = raises("usage", smtp.connect, { host = "mx.example.org", tls_mode = mode, transport = f,
+          timeout = 5, tls = cfg })
+        assert.truthy(err.message:find("'" .. opt .. "'", 1, true), opt .. ": " .. err.message)
+        assert.equal(0, #f.handshakes)
+      end
+    end
+    local f = fake_transport({ "220 mx.example.org ESMTP\r\n" })
+    local c = smtp.connect { host = "mx.example.org", transport = f, timeout = 5 }
+    local err = raises("usage", c.authenticate, c, { tls = objects.ca_file })
+    assert.truthy(err.message:find("'ca_file'", 1, true), err.message)
+    assert.same({}, f.sent)
+    c:close()
+    -- What nginx does honour (verify, server_name) stays accepted.
+    assert.same({ "verify", "server_name" },
+      smtp.tls_config { verify = "none", server_name = "mx.example.org" }:given_options())
+    local f2 = fake_transport({ "220 mx.example.org ESMTP\r\n" })
+    local c2 = smtp.connect { host = "mx.example.org", transport = f2, timeout = 5,
+      tls = smtp.tls_config { verify = "none", server_name = "mx.example.org" } }
+    c2:close()
+  end)
+
   it("L10: keeps the user and the password out of pool names and module tables", function()
     local USER, PW = "alice-the-user", "s3cret-PW!"
     local server = scripted.start(([[

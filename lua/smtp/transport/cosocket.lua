@@ -258,20 +258,36 @@ local function tls_key(verify, name)
 end
 
 -- Options of smtp.tls_config that nginx, not this adapter, decides
--- (lua_ssl_trusted_certificate, lua_ssl_protocols, ...). A config object
--- cannot be read back beyond verify and server_name (csrc/ltls.c), so
--- only tables are checked.
+-- (lua_ssl_trusted_certificate, lua_ssl_protocols, ...). Refused in a
+-- table and in a config object alike (review L9r): accepting either would
+-- drop a CA pin or a version floor silently.
 local UNSUPPORTED = { "ca_file", "ca_path", "ca_pem", "cert_file", "key_file", "cert_pem", "key_pem",
   "key_password", "min_version", "max_version" }
 
+local function refuse_tls_option(k)
+  error(Error.new { kind = "usage", message = "TLS option '" .. k .. "' cannot be honoured by the cosocket"
+    .. " transport (nginx's lua_ssl_* directives decide trust, versions and client certificates there);"
+    .. " remove it or use the C transport" }, 0)
+end
+
 local function check_tls_options(tls)
-  if type(tls) ~= "table" then return end
-  for _, k in ipairs(UNSUPPORTED) do
-    if tls[k] ~= nil then
-      error(Error.new { kind = "usage", message = "TLS option '" .. k .. "' cannot be honoured by the cosocket"
-        .. " transport (nginx's lua_ssl_* directives decide trust, versions and client certificates there);"
-        .. " remove it or use the C transport" }, 0)
+  local given
+  if type(tls) == "table" then
+    given = tls
+  elseif type(tls) == "userdata" then
+    -- A config object from smtp.tls_config lists the options it was made
+    -- with; anything else that is not one cannot be checked, so is refused.
+    local ok, names = pcall(function() return tls:given_options() end)
+    if not ok or type(names) ~= "table" then
+      error(Error.new { kind = "usage", message = "tls must be a table of options or an smtp.tls_config object" }, 0)
     end
+    given = {}
+    for _, k in ipairs(names) do given[k] = true end
+  else
+    return
+  end
+  for _, k in ipairs(UNSUPPORTED) do
+    if given[k] ~= nil then refuse_tls_option(k) end
   end
 end
 
