@@ -609,7 +609,7 @@ S: 221 bye
     local pki = require("helpers.certs").make()
     local objects = {
       ca_file = smtp.tls_config { ca_file = pki.ca_cert },
-      ca_pem = smtp.tls_config { ca_pem = assert(io.open(pki.ca_cert)):read("a") },
+      ca_pem = smtp.tls_config { ca_pem = assert(io.open(pki.ca_cert)):read("*a") },
       min_version = smtp.tls_config { min_version = "1.2" },
       max_version = smtp.tls_config { max_version = "1.2" },
       cert_file = smtp.tls_config { cert_file = pki.client_cert, key_file = pki.client_key },

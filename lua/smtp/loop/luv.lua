@@ -15,8 +15,15 @@ local M = {}
 local live = {} -- luacheck: ignore 241 (only kept, never read)
 
 local function close(handle, cb)
-  live[handle] = nil
-  if not handle:is_closing() then handle:close(cb) elseif cb then cb() end
+  if handle:is_closing() then
+    if cb then cb() end
+    return
+  end
+  -- Unreachable only once libuv is done with it.
+  handle:close(function()
+    live[handle] = nil
+    if cb then cb() end
+  end)
 end
 
 local function ms_until(deadline)
