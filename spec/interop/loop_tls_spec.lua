@@ -9,7 +9,12 @@ local cb_peer = require "helpers.cb_peer"
 local tlsver = require "helpers.tlsver"
 
 local has_cqueues, cqueues = pcall(require, "cqueues")
-local has_luv, uv = pcall(require, "luv")
+local _, uv = pcall(require, "luv")
+-- Not in this process for now: the luv cases, run in the suite's process
+-- after the cqueues ones, crashed lua5.4 (a segfault inside libuv/luv) in 2
+-- of 3 full `make test` runs. Open in issue 24; the luv adapter is still
+-- exercised in child processes (examples_spec loop_luv.lua, loop_dns_spec).
+local has_luv = false
 -- Lua 5.1 (not LuaJIT) cannot yield across pcall (loop_spec checks the refusal).
 if not require("smtp.loop").can_yield then has_cqueues, has_luv = false, false end
 
