@@ -77,10 +77,20 @@ static int lsasl_new(lua_State *L, int role)
             return smtp_push_failure(L, rc, lua_tostring(L, -1));
         }
     }
+    if (role == SMTP_SASL_CLIENT && lua_toboolean(L, 3)) {
+        rc = smtp_sasl_cb_supported(s);
+        if (rc != SMTP_OK) {
+            const char *msg = s->msg;
+            smtp_sasl_finish(s);
+            return smtp_push_failure(L, rc, msg);
+        }
+    }
     return 1;
 }
 
-/* sasl_client(mechanism, props) -> session | nil, kind, message */
+/* sasl_client(mechanism, props[, cb_supported]) -> session | nil, kind,
+ * message. cb_supported: the connection could bind but the mechanism is
+ * a plain SCRAM one, so the client sends gs2 flag y (RFC 5802 6). */
 static int lsasl_client(lua_State *L)
 {
     return lsasl_new(L, SMTP_SASL_CLIENT);
