@@ -61,9 +61,10 @@ static int lsasl_new(lua_State *L, int role)
 {
     const char *mech = luaL_checkstring(L, 1);
     struct smtp_sasl *s;
-    int rc;
+    int rc, cb_supported = lua_toboolean(L, 3);
     if (!lua_isnoneornil(L, 2))
         luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
     s = lua_newuserdatauv(L, sizeof *s, 0);
     memset(s, 0, sizeof *s);
     luaL_setmetatable(L, SMTP_SASL_MT);
@@ -77,7 +78,7 @@ static int lsasl_new(lua_State *L, int role)
             return smtp_push_failure(L, rc, lua_tostring(L, -1));
         }
     }
-    if (role == SMTP_SASL_CLIENT && lua_toboolean(L, 3)) {
+    if (role == SMTP_SASL_CLIENT && cb_supported) {
         rc = smtp_sasl_cb_supported(s);
         if (rc != SMTP_OK) {
             const char *msg = s->msg;
