@@ -61,9 +61,10 @@ static int lsasl_new(lua_State *L, int role)
 {
     const char *mech = luaL_checkstring(L, 1);
     struct smtp_sasl *s;
-    int rc;
+    int rc, cb_supported = lua_toboolean(L, 3);
     if (!lua_isnoneornil(L, 2))
         luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
     s = lua_newuserdatauv(L, sizeof *s, 0);
     memset(s, 0, sizeof *s);
     luaL_setmetatable(L, SMTP_SASL_MT);
@@ -77,10 +78,20 @@ static int lsasl_new(lua_State *L, int role)
             return smtp_push_failure(L, rc, lua_tostring(L, -1));
         }
     }
+    if (role == SMTP_SASL_CLIENT && cb_supported) {
+        rc = smtp_sasl_cb_supported(s);
+        if (rc != SMTP_OK) {
+            const char *msg = s->msg;
+            smtp_sasl_finish(s);
+            return smtp_push_failure(L, rc, msg);
+        }
+    }
     return 1;
 }
 
-/* sasl_client(mechanism, props) -> session | nil, kind, message */
+/* sasl_client(mechanism, props[, cb_supported]) -> session | nil, kind,
+ * message. cb_supported: the connection could bind but the mechanism is
+ * a plain SCRAM one, so the client sends gs2 flag y (RFC 5802 6). */
 static int lsasl_client(lua_State *L)
 {
     return lsasl_new(L, SMTP_SASL_CLIENT);

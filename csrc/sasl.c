@@ -7,6 +7,7 @@
 #include "err.h"
 
 #include <gsasl.h>
+#include <mbedtls/md.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,6 +196,276 @@ static void wipe_session_secrets(Gsasl_session *gs)
     }
 }
 
+/* ---- SCRAM with gs2 flag y (RFC 5802 5.1, 6, 7) ------------------------ */
+struct smtp_scram_y {
+    Gsasl_hash hash;
+    mbedtls_md_type_t md;
+    char *gs2;          /* "y,," or "y,a=<authzid>," */
+    char *bare;         /* client-first-message-bare */
+    char *nonce;        /* the client nonce (base64) */
+    unsigned char server_sig[GSASL_HASH_MAX_SIZE];
+};
+
+static void scram_y_free(struct smtp_scram_y *y)
+{
+    if (y == NULL)
+        return;
+    free(y->gs2);
+    free(y->bare);
+    free(y->nonce);
+    smtp_sasl_wipe(y, sizeof *y);
+    free(y);
+}
+
+int smtp_sasl_cb_supported(struct smtp_sasl *s)
+{
+    const char *mech = s->gs != NULL ? gsasl_mechanism_name(s->gs) : NULL;
+    struct smtp_scram_y *y;
+    if (mech == NULL || s->role != SMTP_SASL_CLIENT || s->steps != 0 || s->y != NULL)
+        return fail(s, SMTP_EUSAGE, "gs2 flag y needs a new SCRAM client session");
+    y = calloc(1, sizeof *y);
+    if (y == NULL)
+        return fail(s, SMTP_ENOMEM, "out of memory");
+    if (strcmp(mech, "SCRAM-SHA-1") == 0) {
+        y->hash = GSASL_HASH_SHA1;
+        y->md = MBEDTLS_MD_SHA1;
+    } else if (strcmp(mech, "SCRAM-SHA-256") == 0) {
+        y->hash = GSASL_HASH_SHA256;
+        y->md = MBEDTLS_MD_SHA256;
+    } else {
+        free(y);
+        return fail(s, SMTP_EUSAGE, "gs2 flag y is for SCRAM-SHA-1 and SCRAM-SHA-256 only");
+    }
+    s->y = y;
+    return SMTP_OK;
+}
+
+/* RFC 5802 5.1 saslname: ',' and '=' escaped. */
+static char *scram_escape(const char *in)
+{
+    char *out = malloc(strlen(in) * 3 + 1), *o = out;
+    if (out == NULL)
+        return NULL;
+    for (; *in != '\0'; in++) {
+        if (*in == ',' || *in == '=') {
+            memcpy(o, *in == ',' ? "=2C" : "=3D", 3);
+            o += 3;
+        } else {
+            *o++ = *in;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* malloc'd concatenation of up to 6 strings (NULL ends the list early). */
+static char *concat6(const char *a, const char *b, const char *c,
+                     const char *d, const char *e, const char *f)
+{
+    const char *parts[6];
+    size_t len = 0, i;
+    char *out, *o;
+    parts[0] = a; parts[1] = b; parts[2] = c; parts[3] = d; parts[4] = e; parts[5] = f;
+    for (i = 0; i < 6 && parts[i] != NULL; i++)
+        len += strlen(parts[i]);
+    out = o = malloc(len + 1);
+    if (out == NULL)
+        return NULL;
+    for (i = 0; i < 6 && parts[i] != NULL; i++) {
+        size_t n = strlen(parts[i]);
+        memcpy(o, parts[i], n);
+        o += n;
+    }
+    *o = '\0';
+    return out;
+}
+
+static int scram_y_first(struct smtp_scram_y *y, Gsasl_session *gs, char **out)
+{
+    const char *authid = gsasl_property_fast(gs, GSASL_AUTHID);
+    const char *authzid = gsasl_property_fast(gs, GSASL_AUTHZID);
+    char raw[18], *prepped = NULL, *user = NULL, *authz = NULL;
+    int rc;
+    if (authid == NULL || *authid == '\0')
+        return GSASL_NO_AUTHID;
+    rc = gsasl_saslprep(authid, GSASL_ALLOW_UNASSIGNED, &prepped, NULL);
+    if (rc != GSASL_OK)
+        return rc;
+    rc = gsasl_nonce(raw, sizeof raw);
+    if (rc == GSASL_OK)
+        rc = gsasl_base64_to(raw, sizeof raw, &y->nonce, NULL);
+    user = rc == GSASL_OK ? scram_escape(prepped) : NULL;
+    if (authzid != NULL && *authzid != '\0')
+        authz = scram_escape(authzid);
+    if (rc == GSASL_OK && (user == NULL || (authzid != NULL && *authzid != '\0' && authz == NULL)))
+        rc = GSASL_MALLOC_ERROR;
+    if (rc == GSASL_OK) {
+        y->gs2 = concat6("y,", authz != NULL ? "a=" : "", authz != NULL ? authz : "", ",", NULL, NULL);
+        y->bare = concat6("n=", user, ",r=", y->nonce, NULL, NULL);
+        *out = y->gs2 && y->bare ? concat6(y->gs2, y->bare, NULL, NULL, NULL, NULL) : NULL;
+        if (*out == NULL)
+            rc = GSASL_MALLOC_ERROR;
+    }
+    gsasl_free(prepped);
+    free(user);
+    free(authz);
+    return rc == GSASL_OK ? GSASL_NEEDS_MORE : rc;
+}
+
+/* The value of attribute 'name' at the start of in[0..len) ("r=...,"),
+ * as a malloc'd string, and where the next attribute starts. */
+static char *scram_attr(const char *in, size_t len, size_t *pos, char name)
+{
+    size_t start = *pos, end;
+    char *v;
+    if (start + 2 > len || in[start] != name || in[start + 1] != '=')
+        return NULL;
+    for (end = start + 2; end < len && in[end] != ','; end++)
+        ;
+    v = malloc(end - start - 1);
+    if (v == NULL)
+        return NULL;
+    memcpy(v, in + start + 2, end - start - 2);
+    v[end - start - 2] = '\0';
+    *pos = end < len ? end + 1 : end;
+    return v;
+}
+
+static int hmac(mbedtls_md_type_t md, const unsigned char *key, size_t klen,
+                const char *msg, unsigned char *out)
+{
+    const mbedtls_md_info_t *info = mbedtls_md_info_from_type(md);
+    if (info == NULL || mbedtls_md_hmac(info, key, klen, (const unsigned char *)msg,
+                                        strlen(msg), out) != 0)
+        return GSASL_CRYPTO_ERROR;
+    return GSASL_OK;
+}
+
+static int scram_y_final(struct smtp_scram_y *y, Gsasl_session *gs,
+                         const char *in, size_t inlen, char **out)
+{
+    const char *password = gsasl_property_fast(gs, GSASL_PASSWORD);
+    size_t pos = 0, hlen = gsasl_hash_length(y->hash), saltlen = 0, i;
+    char *snonce = NULL, *salt64 = NULL, *iter = NULL, *salt = NULL, *end = NULL;
+    char *cbind = NULL, *without = NULL, *first = NULL, *msg = NULL, *proof64 = NULL;
+    char salted[GSASL_HASH_MAX_SIZE], ck[GSASL_HASH_MAX_SIZE], sk[GSASL_HASH_MAX_SIZE],
+         stk[GSASL_HASH_MAX_SIZE];
+    unsigned char sig[GSASL_HASH_MAX_SIZE];
+    unsigned long iters;
+    int rc = GSASL_MECHANISM_PARSE_ERROR;
+
+    if (password == NULL)
+        return GSASL_NO_PASSWORD;
+    if (memchr(in, '\0', inlen) != NULL)
+        return GSASL_MECHANISM_PARSE_ERROR;
+    /* server-first: r=..,s=..,i=..[,ext]; a leading m= is a mandatory
+     * extension we do not know, so it fails the parse. */
+    snonce = scram_attr(in, inlen, &pos, 'r');
+    salt64 = snonce ? scram_attr(in, inlen, &pos, 's') : NULL;
+    iter = salt64 ? scram_attr(in, inlen, &pos, 'i') : NULL;
+    if (iter == NULL || *iter == '\0' || strlen(iter) > 9 || *snonce == '\0' || *salt64 == '\0')
+        goto done;
+    iters = strtoul(iter, &end, 10);
+    if (*end != '\0' || iters == 0 || iters > SMTP_SASL_MAX_SCRAM_ITER)
+        goto done;
+    if (strlen(snonce) <= strlen(y->nonce) || strncmp(snonce, y->nonce, strlen(y->nonce)) != 0) {
+        rc = GSASL_AUTHENTICATION_ERROR;
+        goto done;
+    }
+    if (gsasl_base64_from(salt64, strlen(salt64), &salt, &saltlen) != GSASL_OK)
+        goto done;
+    rc = gsasl_scram_secrets_from_password(y->hash, password, (unsigned)iters, salt, saltlen,
+                                           salted, ck, sk, stk);
+    if (rc != GSASL_OK)
+        goto done;
+    rc = GSASL_MALLOC_ERROR;
+    if (gsasl_base64_to(y->gs2, strlen(y->gs2), &cbind, NULL) != GSASL_OK)
+        goto done;
+    without = concat6("c=", cbind, ",r=", snonce, NULL, NULL);
+    first = malloc(inlen + 1);
+    if (without == NULL || first == NULL)
+        goto done;
+    memcpy(first, in, inlen);
+    first[inlen] = '\0';
+    /* AuthMessage := client-first-bare "," server-first "," client-final-without-proof */
+    msg = concat6(y->bare, ",", first, ",", without, NULL);
+    if (msg == NULL)
+        goto done;
+    rc = hmac(y->md, (unsigned char *)stk, hlen, msg, sig);
+    if (rc != GSASL_OK)
+        goto done;
+    for (i = 0; i < hlen; i++)
+        sig[i] ^= (unsigned char)ck[i];          /* ClientProof */
+    rc = gsasl_base64_to((char *)sig, hlen, &proof64, NULL);
+    if (rc != GSASL_OK)
+        goto done;
+    rc = hmac(y->md, (unsigned char *)sk, hlen, msg, y->server_sig);
+    if (rc != GSASL_OK)
+        goto done;
+    *out = concat6(without, ",p=", proof64, NULL, NULL, NULL);
+    rc = *out != NULL ? GSASL_NEEDS_MORE : GSASL_MALLOC_ERROR;
+done:
+    smtp_sasl_wipe(salted, sizeof salted);
+    smtp_sasl_wipe(ck, sizeof ck);
+    smtp_sasl_wipe(sk, sizeof sk);
+    smtp_sasl_wipe(stk, sizeof stk);
+    smtp_sasl_wipe(sig, sizeof sig);
+    free(snonce);
+    free(salt64);
+    free(iter);
+    gsasl_free(salt);
+    gsasl_free(cbind);
+    free(without);
+    free(first);
+    free(msg);
+    gsasl_free(proof64);
+    return rc;
+}
+
+static int scram_y_verify(struct smtp_scram_y *y, const char *in, size_t inlen)
+{
+    size_t pos = 0, hlen = gsasl_hash_length(y->hash), len = 0, i;
+    char *v64, *v = NULL;
+    unsigned diff = 0;
+    int rc = GSASL_MECHANISM_PARSE_ERROR;
+    if (memchr(in, '\0', inlen) != NULL)
+        return rc;
+    v64 = scram_attr(in, inlen, &pos, 'v');
+    if (v64 != NULL && gsasl_base64_from(v64, strlen(v64), &v, &len) == GSASL_OK) {
+        if (len != hlen) {
+            rc = GSASL_AUTHENTICATION_ERROR;
+        } else {
+            for (i = 0; i < hlen; i++)
+                diff |= (unsigned)((unsigned char)v[i] ^ y->server_sig[i]);
+            rc = diff == 0 ? GSASL_OK : GSASL_AUTHENTICATION_ERROR;
+        }
+    }
+    free(v64);
+    gsasl_free(v);
+    return rc;
+}
+
+/* One step of the flag-y exchange, with gsasl_step's return codes. */
+static int scram_y_step(struct smtp_sasl *s, const char *in, size_t inlen, char **out, size_t *outlen)
+{
+    int rc;
+    *out = NULL;
+    switch (s->steps) {
+    case 0:
+        rc = scram_y_first(s->y, s->gs, out);
+        break;
+    case 1:
+        rc = scram_y_final(s->y, s->gs, in != NULL ? in : "", inlen, out);
+        break;
+    case 2:
+        return scram_y_verify(s->y, in != NULL ? in : "", inlen);
+    default:
+        return GSASL_MECHANISM_CALLED_TOO_MANY_TIMES;
+    }
+    *outlen = *out != NULL ? strlen(*out) : 0;
+    return rc;
+}
+
 /* ---- sessions ----------------------------------------------------------- */
 int smtp_sasl_start(struct smtp_sasl *s, int role, const char *mech)
 {
@@ -304,7 +575,10 @@ int smtp_sasl_step(struct smtp_sasl *s, const char *in, size_t inlen,
         && !scram_iter_ok(in, inlen))
         return step_failure(s, SMTP_EPROTO,
                             "server-first asks for too many iterations");
-    rc = gsasl_step(s->gs, inlen > 0 ? in : NULL, inlen, &o, &olen);
+    if (s->y != NULL)
+        rc = scram_y_step(s, in, inlen, &o, &olen);
+    else
+        rc = gsasl_step(s->gs, inlen > 0 ? in : NULL, inlen, &o, &olen);
     s->steps++;
     s->gsasl_rc = rc;
     if (rc == GSASL_OK || rc == GSASL_NEEDS_MORE) {
@@ -344,6 +618,8 @@ void smtp_sasl_finish(struct smtp_sasl *s)
         s->expected = NULL;
         s->expected_len = 0;
     }
+    scram_y_free(s->y);
+    s->y = NULL;
     s->role = SMTP_SASL_CLOSED;
 }
 

@@ -39,6 +39,9 @@ struct smtp_sasl {
      * asks (PLAIN's server clears the property before asking). Ours, wiped. */
     char *expected;
     size_t expected_len;
+    /* SCRAM (not -PLUS) with gs2 flag y, run in sasl.c: libgsasl 2.2
+     * cannot send y (see smtp_sasl_cb_supported). NULL otherwise. */
+    struct smtp_scram_y *y;
 };
 
 /* Starts a session for 'mech'. SMTP_OK, SMTP_EUSAGE (unknown or
@@ -52,6 +55,16 @@ int smtp_sasl_start(struct smtp_sasl *s, int role, const char *mech);
 int smtp_sasl_set(struct smtp_sasl *s, const char *name,
                   const char *value, size_t len);
 int smtp_sasl_property_known(const char *name);
+
+/* RFC 5802 6: the client supports channel binding but the server did not
+ * offer SCRAM-*-PLUS, so a SCRAM-SHA-1/-256 client sends gs2 flag 'y' and
+ * a PLUS-capable server that sees it knows the -PLUS offer was stripped.
+ * Call after smtp_sasl_start, before the first step, on a client SCRAM
+ * session. libgsasl 2.2 sends 'y' only with a binding property set and
+ * then names the binding type too, which its own validator refuses, so
+ * this exchange is run here (libgsasl still gives SASLprep, the nonce
+ * and the PBKDF2 secrets). SMTP_OK, SMTP_EUSAGE, SMTP_ENOMEM. */
+int smtp_sasl_cb_supported(struct smtp_sasl *s);
 
 /* One step: 'in' is the peer's decoded message (NULL/0 for none). On
  * SMTP_OK *out (malloc'd, may be NULL when *outlen is 0) is the reply to

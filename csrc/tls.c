@@ -92,6 +92,9 @@ static void tls_set_versions(mbedtls_ssl_config *conf, int min, int max)
 /* Largest TLS record payload (RFC 8446 5.1, RFC 5246 6.2.1): the size of
  * the gathering buffer. A session may allow less (smtp_tls.rec). */
 #define TLS_RECORD_MAX 16384
+/* The first server bytes kept to read the ServerHello's extensions; a
+ * ServerHello that does not fit counts as one without EMS. */
+#define TLS_HELLO_MAX 4096
 
 /* Sessions kept per config for resumption: one per peer (name and
  * address), the least recently stored one making room. */
@@ -102,6 +105,7 @@ struct tls_cached {
     int used;
     uint64_t stamp;
     char key[TLS_CACHE_KEY];
+    int ems;                /* its full handshake used extended master secret */
     mbedtls_ssl_session session;
 };
 
@@ -132,7 +136,16 @@ struct smtp_tls {
     int resumed;            /* abbreviated handshake */
     int ticket_stored;      /* a TLS 1.3 ticket arrived on this connection */
     int has_offered;        /* 'offered' holds the session we offered */
+    int offered_ems;        /* ... and that session's EMS flag */
     mbedtls_ssl_session offered;
+    /* RFC 7627 extended master secret: mbedTLS negotiates it but keeps
+     * the result only in its handshake state, freed when the handshake
+     * ends (private in 2.28 and 3.6 alike), so the ServerHello is read
+     * here from the first bytes the server sends. */
+    int ems;                /* this connection's master secret is EMS */
+    int hello_state;        /* -1 reading, 0 no EMS extension, 1 EMS */
+    size_t hello_used;
+    unsigned char hello[TLS_HELLO_MAX];
     char cache_key[TLS_CACHE_KEY];  /* "" when not caching */
     int verified;
     char name[256];         /* peer name being verified, "" for none */
@@ -754,6 +767,65 @@ static int bio_send(void *ctx, const unsigned char *buf, size_t len)
     }
 }
 
+/* Whether the ServerHello at the start of these server bytes carries the
+ * extended_master_secret extension (RFC 7627 5.1, type 23): 1 or 0, or
+ * -1 while it is incomplete. Handshake messages may span records. */
+static int hello_ems(const unsigned char *b, size_t n, int full)
+{
+    unsigned char hs[TLS_HELLO_MAX];
+    size_t have = 0, off = 0, mlen, p, end;
+    while (off + 5 <= n) {
+        size_t len = ((size_t)b[off + 3] << 8) | b[off + 4];
+        size_t avail = n - off - 5 < len ? n - off - 5 : len;
+        if (b[off] != 22) {     /* the handshake messages stop here */
+            full = 1;
+            break;
+        }
+        memcpy(hs + have, b + off + 5, avail);   /* have + avail <= n <= cap */
+        have += avail;
+        if (avail < len)
+            break;
+        off += 5 + len;
+    }
+    if (have < 4)
+        return full ? 0 : -1;
+    if (hs[0] != 2)             /* not a ServerHello */
+        return 0;
+    mlen = ((size_t)hs[1] << 16) | ((size_t)hs[2] << 8) | hs[3];
+    if (4 + mlen > have)
+        return full ? 0 : -1;
+    /* version (2), random (32), session id, suite (2), compression (1) */
+    p = 4 + 34;
+    end = 4 + mlen;
+    if (p >= end)
+        return 0;
+    p += 1 + hs[p];
+    p += 3;
+    if (p + 2 > end)
+        return 0;               /* no extensions at all */
+    end = p + 2 + (((size_t)hs[p] << 8) | hs[p + 1]) < end
+          ? p + 2 + (((size_t)hs[p] << 8) | hs[p + 1]) : end;
+    p += 2;
+    while (p + 4 <= end) {
+        unsigned type = ((unsigned)hs[p] << 8) | hs[p + 1];
+        size_t elen = ((size_t)hs[p + 2] << 8) | hs[p + 3];
+        if (type == MBEDTLS_TLS_EXT_EXTENDED_MASTER_SECRET)
+            return 1;
+        p += 4 + elen;
+    }
+    return 0;
+}
+
+static void hello_feed(struct smtp_tls *s, const unsigned char *buf, size_t n)
+{
+    size_t room = sizeof s->hello - s->hello_used;
+    if (n > room)
+        n = room;
+    memcpy(s->hello + s->hello_used, buf, n);
+    s->hello_used += n;
+    s->hello_state = hello_ems(s->hello, s->hello_used, s->hello_used == sizeof s->hello);
+}
+
 static int bio_recv(void *ctx, unsigned char *buf, size_t len)
 {
     struct smtp_tls *s = ctx;
@@ -761,6 +833,8 @@ static int bio_recv(void *ctx, unsigned char *buf, size_t len)
         len = INT_MAX;
     for (;;) {
         ssize_t n = recv(s->fd, buf, len, 0);
+        if (n > 0 && s->hello_state < 0)
+            hello_feed(s, buf, (size_t)n);
         if (n >= 0)
             return (int)n;   /* 0: end of stream, mbedTLS reports CONN_EOF */
         if (errno == EINTR)
@@ -953,6 +1027,7 @@ static void cache_offer(struct smtp_tls *s)
     (void)mbedtls_ssl_set_session(&s->ssl, &c->session);
     /* Kept aside (moved, not copied) in case it has to go back. */
     s->offered = c->session;
+    s->offered_ems = c->ems;
     s->has_offered = 1;
     c->used = 0;
 }
@@ -971,6 +1046,7 @@ static void cache_store(struct smtp_tls *s)
         mbedtls_ssl_session_free(&c->session);
         return;
     }
+    c->ems = s->ems;
     cache_fill(s->cfg, c, s->cache_key);
 }
 
@@ -998,6 +1074,7 @@ static void cache_return_offered(struct smtp_tls *s)
     }
     c = cache_slot(s->cfg, s->cache_key);
     c->session = s->offered;
+    c->ems = s->offered_ems;
     cache_fill(s->cfg, c, s->cache_key);
 }
 
@@ -1050,6 +1127,10 @@ static int run_handshake(struct smtp_tls *s, int64_t deadline, char *err, size_t
         }
     }
     s->established = 1;
+    /* A resumed session's master secret is the one its full handshake
+     * made: EMS only if that one used it and the server says so again
+     * (RFC 7627 5.3). */
+    s->ems = s->hello_state == 1 && (!s->resumed || (s->has_offered && s->offered_ems));
     /* Writes are gathered into full records of this size. mbedTLS 3.6
      * counts TLS 1.3's inner content type byte in its 16 KiB, so a 1.3
      * record carries 16383 bytes: gathering 16384 would add a 1-byte
@@ -1095,6 +1176,7 @@ int smtp_tls_start(struct smtp_tls **out, struct smtp_tls_config *cfg, int fd,
         return SMTP_ENOMEM;
     s->fd = fd;
     s->cfg = cfg;
+    s->hello_state = -1;
     smtp_tls_config_ref(cfg);
     mbedtls_ssl_init(&s->ssl);
     if (name != NULL) {
@@ -1318,6 +1400,14 @@ int smtp_tls_channel_binding(struct smtp_tls *s, const char **type,
     if (cap < 32) {
         snprintf(err, errlen, "channel binding buffer too small");
         return SMTP_EUSAGE;
+    }
+    if (!is_tls13(s) && !s->ems) {
+        /* RFC 7627 1, RFC 9266 3: without extended master secret a server
+         * can give two connections the same Finished (triple handshake),
+         * so tls-unique would not name one channel. */
+        snprintf(err, errlen, "no tls-unique channel binding: this TLS 1.2 session did not negotiate "
+                 "extended master secret (RFC 7627)");
+        return SMTP_ETLS;
     }
     if (is_tls13(s)) {
 #if defined(MBEDTLS_SSL_KEYING_MATERIAL_EXPORT)

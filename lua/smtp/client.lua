@@ -825,10 +825,21 @@ function Client:auth(mechanism, user, authz, password, params, token)
   mechanism = mechanism:upper()
   local S = sasl()
   local binding
-  if mechanism:find("%-PLUS$") and self._tls and self._t.tls_channel_binding then
+  -- SCRAM-*-PLUS binds to it. Plain SCRAM sends gs2 flag y when it exists
+  -- and the server offered no -PLUS form (RFC 5802 6): one that does
+  -- support it then knows the offer was stripped. Plain SCRAM named while
+  -- -PLUS is offered is the caller's choice, flag n.
+  local plus_offered = false
+  for _, m in ipairs(self:extensions().AUTH or {}) do
+    if tostring(m):upper() == mechanism .. "-PLUS" then plus_offered = true end
+  end
+  if mechanism:find("^SCRAM%-") and not plus_offered and self._tls and self._t.tls_channel_binding then
     local cb_type, data, msg = self._t:tls_channel_binding()
-    if not cb_type then raise { kind = data, message = msg } end
-    binding = { type = cb_type, data = data }
+    if cb_type then
+      binding = { type = cb_type, data = data }
+    elseif mechanism:find("%-PLUS$") then
+      raise { kind = data, message = msg }
+    end
   end
   local session = S.session(mechanism, {
     user = user, authz = authz, password = password, token = token, sasl_params = params,
@@ -981,7 +992,9 @@ function Client:authenticate(opts)
   end
   local mech = sasl().choose(mechs, opts, self._tls and self._tls_verified,
     self._tls and "TLS without a verified certificate (verify = \"none\")" or nil,
-    self._tls and self._t.tls_channel_binding ~= nil)
+    -- Binding data exists, not just the method: none under TLS 1.2
+    -- without extended master secret (README "TLS").
+    self._tls and self._t.tls_channel_binding ~= nil and self._t:tls_channel_binding() ~= nil)
   if mech == false then return self end
   if not mech then
     raise { kind = "authentication",

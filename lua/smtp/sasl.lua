@@ -16,8 +16,12 @@ local sasl = {}
 --- Mechanisms tried when the caller names none, strongest first.
 -- SCRAM authenticates both sides and the server stores no password
 -- equivalent; its -PLUS forms (RFC 5802 6) also bind the exchange to the
--- TLS session, so a man in the middle holding a certificate we trusted
--- still cannot relay the login; they are skipped without TLS. CRAM-MD5 keeps the password off the wire. DIGEST-MD5 is
+-- TLS session; they are skipped without TLS. A man in the middle holding
+-- a certificate we trusted can strip -PLUS from the EHLO: plain SCRAM then
+-- says so with gs2 flag y, which a PLUS-capable server refuses, but he can
+-- as well offer only PLAIN. So -PLUS protects fully only when insisted on
+-- (`require_channel_binding = true` or `mechanisms = {"...-PLUS"}`).
+-- CRAM-MD5 keeps the password off the wire. DIGEST-MD5 is
 -- historic (RFC 6331) and servers disagree on how to hash a non-ASCII
 -- password (Dovecot takes its UTF-8 bytes, libgsasl ISO-8859-1 per RFC
 -- 2831), so it runs only when named in `mechanisms`.
@@ -43,6 +47,7 @@ local sends_in_clear = { PLAIN = true, LOGIN = true, SECURID = true, XOAUTH2 = t
 -- Mechanisms bound to the TLS channel (RFC 5056): they need its binding
 -- data, so only run under TLS.
 local channel_bound = { ["SCRAM-SHA-1-PLUS"] = true, ["SCRAM-SHA-256-PLUS"] = true }
+local scram_plain = { ["SCRAM-SHA-1"] = true, ["SCRAM-SHA-256"] = true }
 
 -- libgsasl's property for each channel binding type (its value is base64).
 local cb_property = { ["tls-exporter"] = "cb_tls_exporter", ["tls-unique"] = "cb_tls_unique" }
@@ -94,7 +99,8 @@ end
 --- Picks the mechanism for an AUTH exchange.
 -- @tparam {string,...} server_mechs names from the EHLO AUTH line
 -- @tparam table opts `mechanisms` (caller's order, any case), `user`,
--- `password`, `token`, `allow_plaintext`
+-- `password`, `token`, `allow_plaintext`, `require_channel_binding` (only
+-- SCRAM-*-PLUS: with no binding data, kind usage; with none offered, nil)
 -- @tparam boolean secure whether the connection is under TLS with a
 -- verified peer certificate
 -- @tparam[opt] string insecure_why how the connection falls short (for
@@ -132,6 +138,24 @@ function sasl.choose(server_mechs, opts, secure, insecure_why, channel_binding)
     if opts.password ~= nil then
       for _, m in ipairs(sasl.default_order) do wanted[#wanted + 1] = m end
     end
+  end
+
+  if opts.require_channel_binding ~= nil and type(opts.require_channel_binding) ~= "boolean" then
+    usage("require_channel_binding must be a boolean")
+  end
+  if opts.require_channel_binding then
+    local bound = {}
+    for _, m in ipairs(wanted) do
+      if channel_bound[m] then bound[#bound + 1] = m end
+    end
+    if #bound == 0 then
+      usage("require_channel_binding: no SCRAM-*-PLUS mechanism among those to try")
+    end
+    if not channel_binding then
+      usage("require_channel_binding: this connection gives no TLS channel binding (no TLS, a transport " ..
+        "without it, or TLS 1.2 without extended master secret)")
+    end
+    wanted = bound
   end
 
   local refused, unbound
@@ -322,7 +346,8 @@ end
 -- @tparam table info `hostname` (server name, for DIGEST-MD5's digest-uri and
 -- OAUTHBEARER's host=), `service` (default "smtp"), `port` (OAUTHBEARER),
 -- `channel_binding` ({type = "tls-exporter"|"tls-unique", data = bytes},
--- needed by SCRAM-*-PLUS and given to no other mechanism)
+-- needed by SCRAM-*-PLUS; with plain SCRAM it only makes the client send
+-- gs2 flag y, RFC 5802 6, and is given to no other mechanism)
 -- @return a session; raises kind `usage` when a credential is missing or a
 -- critical parameter is unknown
 function sasl.session(mech, opts, info)
@@ -381,7 +406,12 @@ function sasl.session(mech, opts, info)
     end
     props[prop] = core.sasl_b64encode(cb.data)
   end
-  local s, kind, msg = core.sasl_client(mech, props)
+  -- Plain SCRAM on a connection that could bind: the server did not offer
+  -- -PLUS, and flag y tells a server that does that someone removed it.
+  local cb = info.channel_binding
+  local could_bind = scram_plain[mech] and type(cb) == "table" and cb_property[cb.type] ~= nil
+    and type(cb.data) == "string" and cb.data ~= ""
+  local s, kind, msg = core.sasl_client(mech, props, could_bind)
   if not s then raise(kind, msg) end
   self._core = s
   return self

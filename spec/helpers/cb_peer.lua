@@ -7,6 +7,7 @@
 --   local cb_peer = require "helpers.cb_peer"
 --   local s = cb_peer.start(pki, { tls = "starttls", max_version = "1.3",
 --     mechs = { "SCRAM-SHA-256-PLUS" }, no_tickets = false, corrupt_cb = false,
+--     no_ems = false, hide_plus = false,
 --     cert = pki.server_cert, key = pki.server_key, port = nil })
 --   (tls: "starttls" | "implicit" | "none"; port: a fixed port, to restart
 --   a peer where an old one listened; see tls_cb_peer.py for the rest)
@@ -99,6 +100,8 @@ function M.start(pki, opts)
   if opts.tickets_first_only then args[#args + 1] = "--tickets-first-only" end
   if opts.no_tickets then args[#args + 1] = "--no-tickets" end
   if opts.corrupt_cb then args[#args + 1] = "--corrupt-cb" end
+  if opts.no_ems then args[#args + 1] = "--no-ems" end
+  if opts.hide_plus then args[#args + 1] = "--hide-plus" end
   for i, a in ipairs(args) do args[i] = P.q(a) end
   local pid = P.spawn(table.concat(args, " "), dir .. "/stderr.log")
   P.watchdog("kill -9 " .. pid .. " 2>/dev/null", pid)

@@ -18,6 +18,13 @@ usage: tls_cb_peer.py --cert C --key K --log LOG --port-file P [options]
   --corrupt-cb                   compute channel binding data wrongly (one
                                  bit flipped): every -PLUS exchange fails
   --time-limit S                 exit after S seconds (at most 90)
+  --no-ems                       TLS 1.2 without extended master secret
+                                 (RFC 7627; OpenSSL's
+                                 SSL_OP_NO_EXTENDED_MASTER_SECRET)
+  --hide-plus                    leave the -PLUS mechanisms out of the EHLO
+                                 (as a man in the middle who strips them)
+                                 while still accepting them and rejecting
+                                 gs2 flag y as a downgrade (RFC 5802 6)
   --tickets-first-only           TLS 1.3: tickets after the first connection's
                                  handshake only, none after later ones (as
                                  Postfix after a resumption)
@@ -29,7 +36,7 @@ usage: tls_cb_peer.py --cert C --key K --log LOG --port-file P [options]
 Serves connections concurrently, one thread each. Writes its port to
 PORTFILE atomically. Appends one line per event to LOG, fields key=value:
   conn n=N
-  tls n=N version=TLSv1.3 reused=0|1 sni=NAME
+  tls n=N version=TLSv1.3 reused=0|1 sni=NAME ems=0|1
   auth n=N mech=M gs2=n|y|p=TYPE cb=TYPE|none result=ok|fail reason=WORD
   cmd n=N VERB          (every command line's verb, AUTH data excluded)
   end n=N reason=...
@@ -63,6 +70,8 @@ p.add_argument("--corrupt-cb", action="store_true")
 p.add_argument("--time-limit", type=float, default=60)
 p.add_argument("--port", type=int, default=0)
 p.add_argument("--tickets-first-only", action="store_true")
+p.add_argument("--no-ems", action="store_true")
+p.add_argument("--hide-plus", action="store_true")
 args = p.parse_args()
 
 limit = min(max(args.time_limit, 1), 90)
@@ -95,18 +104,33 @@ ctx.set_session_id(b"lua-smtp-tls-cb-peer")
 ctx.set_session_cache_mode(SSL.SESS_CACHE_SERVER)
 if args.no_tickets:
     ctx.set_options(SSL.OP_NO_TICKET)
+# pyOpenSSL 23 does not name it; OpenSSL 3.0's ssl.h: SSL_OP_BIT(0).
+OP_NO_EXTENDED_MASTER_SECRET = 0x1
+if args.no_ems:
+    ctx.set_options(OP_NO_EXTENDED_MASTER_SECRET)
 
 
 # SSL_set_num_tickets is not bound by pyOpenSSL; cryptography links the
 # system libssl, so ctypes reaches the same library.
+libssl = ctypes.CDLL("libssl.so.3")
+# SSL_get_extms_support is a macro over SSL_ctrl (OpenSSL 3.0 ssl.h).
+SSL_CTRL_GET_EXTMS_SUPPORT = 122
+libssl.SSL_ctrl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_void_p]
+libssl.SSL_ctrl.restype = ctypes.c_long
 set_num_tickets = None
 if args.tickets_first_only:
-    set_num_tickets = ctypes.CDLL("libssl.so.3").SSL_set_num_tickets
+    set_num_tickets = libssl.SSL_set_num_tickets
     set_num_tickets.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 
 
 def reused(conn):
     return SSL._lib.SSL_session_reused(conn._ssl) == 1
+
+
+def ems(conn):
+    """Whether this TLS 1.2 connection's master secret is extended."""
+    return libssl.SSL_ctrl(int(SSL._ffi.cast("uintptr_t", conn._ssl)),
+                           SSL_CTRL_GET_EXTMS_SUPPORT, 0, None) == 1
 
 
 def cb_data(conn, cbtype):
@@ -167,9 +191,9 @@ class Stream:
         conn.do_handshake()
         self.tls = conn
         self.buf = b""
-        log("tls n=%d version=%s reused=%d sni=%s" % (
+        log("tls n=%d version=%s reused=%d sni=%s ems=%d" % (
             n, conn.get_protocol_version_name(), 1 if reused(conn) else 0,
-            (conn.get_servername() or b"-").decode("latin-1")))
+            (conn.get_servername() or b"-").decode("latin-1"), 1 if ems(conn) else 0))
 
 
 def parse_attrs(s):
@@ -269,8 +293,9 @@ def ehlo_lines(s):
     lines = ["cbpeer.example.test", "PIPELINING", "8BITMIME"]
     if args.tls == "starttls" and s.tls is None:
         lines.append("STARTTLS")
-    if (s.tls is not None or args.tls == "none") and MECHS:
-        lines.append("AUTH " + " ".join(MECHS))
+    shown = [m for m in MECHS if not (args.hide_plus and m.endswith("-PLUS"))]
+    if (s.tls is not None or args.tls == "none") and shown:
+        lines.append("AUTH " + " ".join(shown))
     return lines
 
 

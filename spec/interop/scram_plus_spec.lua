@@ -6,7 +6,9 @@
 -- TLS connection and logs the mechanism, the client's gs2 flag, the
 -- binding type and the result. --corrupt-cb makes it bind to other data
 -- (as a man in the middle terminating TLS would see): the exchange must
--- then fail, which proves the binding is checked at all. TLS 1.3 cases
+-- then fail, which proves the binding is checked at all. --hide-plus
+-- leaves -PLUS out of the EHLO as a man in the middle would (review N5),
+-- --no-ems turns off extended master secret (review N6). TLS 1.3 cases
 -- are pending under the system mbedTLS 2.28 build.
 local smtp = require "smtp"
 local certs = require "helpers.certs"
@@ -166,15 +168,48 @@ describe("SCRAM-PLUS channel binding #tls #interop #sasl", function()
           assert.equal("ok", a.result)
         end)
 
-        it("chooses SCRAM-SHA-256 with gs2 flag n where no -PLUS is offered", function()
+        it("chooses SCRAM-SHA-256 with gs2 flag y where no -PLUS is offered (RFC 5802 6)", function()
           if skip() then return end
           local s = own_server { mechs = { "SCRAM-SHA-1", "SCRAM-SHA-256" } }
           local ok, err, client = login(s, mode, config())
           assert.is_true(ok, tostring(err))
           client:quit()
           wait_ended(s, 1)
-          assert.same({ mech = "SCRAM-SHA-256", gs2 = "n", cb = "none", result = "ok", reason = "-" },
+          assert.same({ mech = "SCRAM-SHA-256", gs2 = "y", cb = "none", result = "ok", reason = "-" },
                       last_auth(s))
+        end)
+
+        -- N5: the peer supports -PLUS but leaves it out of its EHLO, as a
+        -- man in the middle who strips it would show the client; its SCRAM
+        -- server is the one behind him, which refuses flag y as a downgrade.
+        it("-PLUS stripped from the EHLO: flag y, and the PLUS-capable server refuses the downgrade", function()
+          if skip() then return end
+          local s = own_server { hide_plus = true }
+          local ok, err = login(s, mode, config())
+          assert.is_false(ok)
+          assert.equal("authentication", err.kind)
+          assert.equal(535, err.code)
+          wait_ended(s, 1)
+          assert.same({ mech = "SCRAM-SHA-256", gs2 = "y", cb = "none", result = "fail", reason = "downgrade" },
+                      last_auth(s))
+        end)
+
+        it("require_channel_binding: -PLUS stripped sends no AUTH at all; -PLUS offered binds", function()
+          if skip() then return end
+          local s = own_server { hide_plus = true }
+          local ok, err = login(s, mode, config(), { require_channel_binding = true })
+          assert.is_false(ok)
+          assert.equal("authentication", err.kind)
+          assert.truthy(err.message:find("no usable SASL mechanism", 1, true), err.message)
+          wait_ended(s, 1)
+          assert.same({}, s:events("auth"))
+          local s2 = server()
+          local ok2, err2, client = login(s2, mode, config(), { require_channel_binding = true })
+          assert.is_true(ok2, tostring(err2))
+          client:quit()
+          wait_ended(s2, 1)
+          assert.equal("SCRAM-SHA-256-PLUS", last_auth(s2).mech)
+          assert.equal("ok", last_auth(s2).result)
         end)
 
         it("a non-PLUS SCRAM named explicitly sends gs2 flag n (y would be a downgrade here)", function()
@@ -236,6 +271,60 @@ describe("SCRAM-PLUS channel binding #tls #interop #sasl", function()
         end)
       end)
     end
+  end
+
+  -- N6: tls-unique only with extended master secret (RFC 7627): without
+  -- it a server can give two connections the same Finished.
+  for _, mode in ipairs { "starttls", "implicit" } do
+    describe(mode .. ", TLS 1.2 without extended master secret", function()
+      local s
+      local function cfg()
+        return smtp.tls_config { ca_file = pki.ca_cert, max_version = "1.2" }
+      end
+      before_each(function()
+        if not s then s = peer { tls = mode, max_version = "1.2", no_ems = true } end
+        s:clear()
+      end)
+      teardown(function() if s then s:stop() end end)
+
+      it("the default order skips -PLUS and plain SCRAM sends flag n (no binding to offer)", function()
+        local ok, err, client = login(s, mode, cfg())
+        assert.is_true(ok, tostring(err) .. "\n" .. s:log())
+        client:quit()
+        wait_ended(s, 1)
+        assert.same({ "0" }, s:column("tls", "ems"))
+        assert.same({ mech = "SCRAM-SHA-256", gs2 = "n", cb = "none", result = "ok", reason = "-" },
+                    last_auth(s))
+      end)
+
+      it("-PLUS named is kind usage and sends no AUTH, on a resumed session too", function()
+        local c = cfg()
+        for i = 1, 2 do
+          local ok, err = login(s, mode, c, { mechanisms = { "SCRAM-SHA-256-PLUS" } })
+          assert.is_false(ok)
+          assert.equal("usage", err.kind, tostring(err))
+          wait_ended(s, i)
+        end
+        assert.same({ "0", "1" }, s:column("tls", "reused"))
+        assert.same({}, s:events("auth"))
+      end)
+
+      it("with extended master secret the same client binds to tls-unique, resumed or not", function()
+        local s2 = peer { tls = mode, max_version = "1.2" }
+        finally(function() s2:stop() end)
+        local c = cfg()
+        for i = 1, 2 do
+          local ok, err, client = login(s2, mode, c, { mechanisms = { "SCRAM-SHA-256-PLUS" } })
+          assert.is_true(ok, tostring(err) .. "\n" .. s2:log())
+          client:quit()
+          wait_ended(s2, i)
+        end
+        assert.same({ "1", "1" }, s2:column("tls", "ems"))
+        assert.same({ "0", "1" }, s2:column("tls", "reused"))
+        assert.same({ "tls-unique", "tls-unique" }, s2:column("auth", "cb"))
+        assert.same({ "ok", "ok" }, s2:column("auth", "result"))
+      end)
+    end)
   end
 
   describe("without TLS", function()

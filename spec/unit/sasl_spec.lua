@@ -515,6 +515,87 @@ describe("smtp.sasl.choose()", function()
   end
 end)
 
+-- N5: plain SCRAM on a connection that could bind sends gs2 flag y (RFC
+-- 5802 6). libgsasl 2.2 cannot, so sasl.c runs that exchange; libgsasl's
+-- own server (which does not bind, so takes y) checks it independently.
+describe("smtp.sasl SCRAM with gs2 flag y", function()
+  local CB = { type = "tls-unique", data = "0123456789ab" }
+  local function session(mech, password, authz, user)
+    return sasl.session(mech, { user = user or "alice", password = password, authz = authz },
+      { hostname = "mx.example.org", channel_binding = CB })
+  end
+  local function first_of(wire) return core.sasl_b64decode(wire[1]) end
+
+  for _, mech in ipairs { "SCRAM-SHA-1", "SCRAM-SHA-256" } do
+    it(mech .. " starts with y,, and authenticates against libgsasl's server", function()
+      local s = session(mech, PASSWORD)
+      local outcome, err, wire = play(s, server_for(mech, PASSWORD))
+      assert.is_nil(err)
+      assert.equal("ok", outcome)
+      assert.is_true(s.done)
+      assert.matches("^y,,n=alice,r=", first_of(wire))
+      -- c= carries the same gs2 header (RFC 5802 7: base64 of "y,,").
+      assert.matches("^c=eSws,r=", core.sasl_b64decode(wire[2]))
+      s:close()
+    end)
+
+    it(mech .. " with y: authz, escaped names and a UTF-8 password", function()
+      local s = session(mech, UTF8_PASSWORD, "bob", "al,i=ce")
+      local outcome, err, wire = play(s, server_for(mech, UTF8_PASSWORD))
+      assert.is_nil(err)
+      assert.equal("ok", outcome)
+      assert.matches("^y,a=bob,n=al=2Ci=3Dce,r=", first_of(wire))
+      s:close()
+    end)
+
+    it(mech .. " with y: a wrong password is rejected by the server", function()
+      local outcome, err = play(session(mech, "wrong"), server_for(mech, PASSWORD))
+      assert.is_nil(err)
+      assert.equal("rejected", outcome)
+    end)
+
+    it(mech .. " with y: a forged server signature, a foreign nonce and garbage fail", function()
+      for n, tamper in ipairs {
+        function(m, i)
+          if i == 2 then return "v=" .. core.sasl_b64encode(("\0"):rep(mech == "SCRAM-SHA-1" and 20 or 32)) end
+          return m
+        end,
+        function(m, i) if i == 1 then return (m:gsub("^r=", "r=X")) end return m end,
+        function(m, i) if i == 1 then return "m=ext," .. m end return m end,
+        function(m, i) if i == 1 then return (m:gsub(",i=%d+", ",i=0")) end return m end,
+      } do
+        local outcome, err = play(session(mech, PASSWORD), server_for(mech, PASSWORD), tamper)
+        assert.equal("error", outcome, "case " .. n)
+        assert.equal("authentication", err.kind, "case " .. n .. ": " .. tostring(err))
+      end
+    end)
+  end
+
+  it("no binding data: flag n, as before", function()
+    local s = sasl.session("SCRAM-SHA-256", { user = "alice", password = PASSWORD }, {})
+    assert.matches("^n,,n=alice,r=", (s:step(nil)))
+    s:close()
+  end)
+
+  it("require_channel_binding keeps only -PLUS and needs binding data", function()
+    local pw = { user = "u", password = "p", require_channel_binding = true }
+    local plus = { "SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "PLAIN" }
+    assert.equal("SCRAM-SHA-256-PLUS", sasl.choose(plus, pw, true, nil, true))
+    assert.is_nil(sasl.choose({ "SCRAM-SHA-256", "PLAIN" }, pw, true, nil, true))
+    local ok, err = pcall(sasl.choose, plus, pw, true, nil, false)
+    assert.is_false(ok)
+    assert.equal("usage", err.kind)
+    assert.matches("extended master secret", err.message, 1, true)
+    ok, err = pcall(sasl.choose, plus, { user = "u", password = "p", require_channel_binding = true,
+      mechanisms = { "PLAIN" } }, true, nil, true)
+    assert.is_false(ok)
+    assert.equal("usage", err.kind)
+    ok, err = pcall(sasl.choose, plus, { user = "u", password = "p", require_channel_binding = "yes" }, true)
+    assert.is_false(ok)
+    assert.equal("usage", err.kind)
+  end)
+end)
+
 describe("smtp.sasl.mask()", function()
   local secrets = { PASSWORD, "ya29.tok" }
   local function leaks(out)
