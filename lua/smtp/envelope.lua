@@ -146,6 +146,29 @@ local function bare(addr, what)
   return parsed
 end
 
+-- opts.to as a list of bare addresses: one address (a string or an
+-- address table) or a list of them.
+local function given_recipients(to)
+  local list = {}
+  if type(to) ~= "table" or to.address ~= nil then to = { to } end
+  for i, r in ipairs(to) do list[i] = bare(r, "recipient") end
+  return list
+end
+
+--- The envelope opts names when it gives both `from` and `to`: the
+-- sender and the recipients, bare and checked, as `prepare` would have
+-- them, without looking at a message (smtp.pool fixes the envelope of a
+-- send before its first try).
+-- @return from, recipients
+function envelope.given(opts)
+  local from = opts.from == "" and "" or bare(opts.from, "from")
+  local recipients = given_recipients(opts.to)
+  if #recipients == 0 then
+    usage("no recipients: pass opts.to or give the message To, Cc or Bcc headers")
+  end
+  return from, recipients
+end
+
 -- Reads a stream until its header block is complete: returns the header
 -- block, the empty line, the bytes after it, and whether the stream ended.
 -- Each chunk is scanned once and kept in a list (no re-scan, no growing
@@ -240,9 +263,7 @@ local function raw_envelope(msg, opts)
     env.from = addresses_of(fields, "sender")[1] or addresses_of(fields, "from")[1]
   end
   if opts.to ~= nil then
-    env.recipients = {}
-    local to = type(opts.to) == "table" and opts.to.address == nil and opts.to or { opts.to }
-    for i, r in ipairs(to) do env.recipients[i] = bare(r, "recipient") end
+    env.recipients = given_recipients(opts.to)
   else
     -- A resent message goes to its Resent- recipients only, as sendmail -t
     -- does (the original To/Cc/Bcc already had it; RFC 5322 3.6.6).
@@ -304,9 +325,7 @@ function envelope.prepare(msg, opts)
     env.from = opts.from ~= nil and (opts.from == "" and "" or bare(opts.from, "from"))
       or msg:envelope_from()
     if opts.to ~= nil then
-      env.recipients = {}
-      local to = type(opts.to) == "table" and opts.to.address == nil and opts.to or { opts.to }
-      for i, r in ipairs(to) do env.recipients[i] = bare(r, "recipient") end
+      env.recipients = given_recipients(opts.to)
     else
       env.recipients = msg:recipients()
     end

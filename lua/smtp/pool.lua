@@ -213,10 +213,23 @@ end
 -- A server to try now; sleeps (bounded) while every one is cooling down
 -- or at its rate limit, until the earliest is back.
 function Pool:_choose()
+  local servers = self.servers
   for _ = 1, MAX_WAITS do
     local t = self.now()
-    local ready = self:_ready(t)
-    if #ready > 0 then return smooth_pick(ready) end
+    -- smooth_pick over the ready servers, without a list per message.
+    local total, best = 0, nil
+    for i = 1, #servers do
+      local srv = servers[i]
+      if srv.down_until <= t and self:_rate_wait(srv, t) <= 0 then
+        srv.current = srv.current + srv.weight
+        total = total + srv.weight
+        if not best or srv.current > best.current then best = srv end
+      end
+    end
+    if best then
+      best.current = best.current - total
+      return best
+    end
     local wait = huge
     for _, srv in ipairs(self.servers) do
       local w = srv.down_until - t
@@ -359,6 +372,8 @@ Pool.__close = Pool.close
 -- A message that can be sent again: strings and smtp.message objects are;
 -- a file is rewound to where it stood; a chunk function is spooled to a
 -- temporary file first (memory stays bounded).
+local function no_rewind() end
+
 local function replayable(msg)
   if type(msg) == "function" then
     local f = io.tmpfile()
@@ -380,7 +395,7 @@ local function replayable(msg)
     local start = msg:seek("cur")
     return msg, function() msg:seek("set", start) end
   end
-  return msg, function() end
+  return msg, no_rewind
 end
 
 -- The envelope of the first try, as sendmail would compute it. The
@@ -388,6 +403,7 @@ end
 -- reads it again on every try).
 local function first_envelope(msg, opts)
   local from, to = opts.from, opts.to
+  if from ~= nil and to ~= nil then return envelope.given(opts) end
   if type(msg) == "table" and type(msg.source) == "function" then
     if from == nil then from = msg:envelope_from() end
     if to == nil then to = msg:recipients() end
@@ -500,7 +516,12 @@ function Pool:send(msg, opts)
     topts.from, topts.to = from, st.remaining
     local ok, res = self:_try(srv, msg, topts, rewind)
     local again
-    if ok then
+    if ok and try == 1 and (res.rejected == nil or res.rejected[1] == nil) then
+      -- Every recipient taken at the first try (the common case): the
+      -- report the general path below would build, without its tables.
+      return { accepted = res.accepted or {}, rejected = {}, reply = res.reply, server = srv.label,
+        servers = st.merged.servers, tries = 1 }
+    elseif ok then
       local done = st:deliver(res, srv)
       local final = st:judge_rejections(res.rejected)
       for k in pairs(final) do done[k] = true end

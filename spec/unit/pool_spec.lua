@@ -118,6 +118,39 @@ describe("smtp.pool options", function()
   end)
 end)
 
+describe("smtp.pool envelope", function()
+  it("checks a given envelope before any connection, with kind usage", function()
+    -- Nothing listens on the port: a usage error must come first.
+    local pool = smtp.pool { servers = { { host = "127.0.0.1", port = dead_port() } }, retry = { limit = 1 } }
+    for _, opts in ipairs({
+      { from = "a@example.org", to = { "b@example.org>\r\nRCPT TO:<evil@example.org" } },
+      { from = "a@example.org\r\nRSET", to = "b@example.org" },
+      { from = "a@example.org", to = {} },
+      { from = "a@example.org", to = { 42 } },
+    }) do
+      local ok, err = pcall(pool.send, pool, RAW, opts)
+      assert.is_false(ok)
+      assert.is_true(smtp.Error.is(err), tostring(err))
+      assert.equal("usage", err.kind, err.message)
+    end
+  end)
+
+  it("takes one address or a list, bare or in angle brackets", function()
+    local h = server(GREET .. txn() .. RSET .. txn() .. QUIT)
+    local clock = fake_time()
+    local pool = pool_of({ entry(h) }, clock, { check_idle_after = 0 })
+    local r1 = pool:send(RAW, { from = "<a@example.org>", to = "B <b@example.org>" })
+    local r2 = pool:send(RAW, { from = "a@example.org", to = { { address = "b@example.org" } } })
+    assert.same({ "b@example.org" }, r1.accepted)
+    assert.same({ "b@example.org" }, r2.accepted)
+    assert.equal(1, r2.tries)
+    assert.same({ label(h) }, r2.servers)
+    assert.equal(label(h), r2.server)
+    pool:close()
+    expect_ok(h)
+  end)
+end)
+
 describe("smtp.pool connections", function()
   it("reuses a connection after RSET and reconnects after max_messages", function()
     local h = server(txns(2) .. QUIT .. "NEXT\n" .. txns(1) .. QUIT, 2)
