@@ -131,6 +131,14 @@ local function check_connect_opts(opts)
       usage("smtp.connect: 'loop' and 'transport' exclude each other (a transport brings its own waiting)")
     end
   end
+  if opts.tls_engine ~= nil then
+    if opts.tls_engine ~= "lua-smtp" and opts.tls_engine ~= "host" then
+      usage("smtp.connect: 'tls_engine' must be \"lua-smtp\" (the default) or \"host\" (the transport's sslhandshake)")
+    end
+    if opts.transport == nil then
+      usage("smtp.connect: 'tls_engine' applies to a caller's transport only")
+    end
+  end
   for _, k in ipairs({ "tls_required", "allow_plaintext" }) do
     if opts[k] ~= nil and type(opts[k]) ~= "boolean" then usage("smtp.connect: '" .. k .. "' must be a boolean") end
   end

@@ -43,6 +43,7 @@ build = {
         "csrc/lsasl.c",
         "csrc/lsmtp.c",
         "csrc/ltls.c",
+        "csrc/membio.c",
         "csrc/net.c",
         "csrc/proxy.c",
         "csrc/reply.c",
