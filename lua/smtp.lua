@@ -199,6 +199,9 @@ end
 -- else it is dropped and another is tried.
 function connect_transport(opts, port, mode, deadline)
   local sock = opts.transport
+  local haproxy = require "smtp.transport.haproxy"
+  -- HAProxy's core.tcp() differs from a cosocket in units and words.
+  if haproxy.is_haproxy_socket(sock) then sock = haproxy.wrap(sock) end
   local ok_type = type(sock) == "table" or type(sock) == "userdata"
   if not ok_type or not (sock.send and sock.close and (sock.receiveany or sock.receive)) then
     usage("smtp.connect: 'transport' must be a cosocket-like object (send, receive, close, ...)")

@@ -70,6 +70,7 @@ build = {
     ["smtp.sasl"] = "lua/smtp/sasl.lua",
     ["smtp.trace"] = "lua/smtp/trace.lua",
     ["smtp.transport.cosocket"] = "lua/smtp/transport/cosocket.lua",
+    ["smtp.transport.haproxy"] = "lua/smtp/transport/haproxy.lua",
     ["smtp.transport.loop"] = "lua/smtp/transport/loop.lua",
     ["smtp.transport.socket"] = "lua/smtp/transport/socket.lua",
     ["smtp.loop"] = "lua/smtp/loop.lua",
