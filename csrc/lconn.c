@@ -10,6 +10,7 @@
 #include "ltls.h"
 #include "lconn.h"
 #include "net.h"
+#include "membio.h"
 #include "proxy.h"
 #include "err.h"
 #include "deadline.h"
@@ -38,6 +39,11 @@ struct lconn {
     char *pend;                 /* bytes taken by send, not yet written */
     size_t plen, poff, pcap;
     char peer[80];              /* "addr port", for connect messages */
+    /* Memory mode (issue 27): no fd; bytes go through these buffers and
+     * the Lua transport carries them over a host's socket. Kept until
+     * __gc, so that the close_notify written at close can still go. */
+    struct smtp_membio *mem;
+    int mem_open;
     char err[256];
 };
 
@@ -46,10 +52,15 @@ static struct lconn *check_conn(lua_State *L)
     return luaL_checkudata(L, 1, SMTP_CONN_MT);
 }
 
+static int conn_is_open(const struct lconn *c)
+{
+    return c->fd >= 0 || c->mem_open;
+}
+
 static struct lconn *check_open_conn(lua_State *L)
 {
     struct lconn *c = check_conn(L);
-    if (c->fd < 0)
+    if (!conn_is_open(c))
         luaL_error(L, "connection is closed");
     return c;
 }
@@ -63,10 +74,11 @@ static void conn_close(struct lconn *c, int notify)
     c->tls = NULL;
     if (notify && c->nowait)
         notify = SMTP_TLS_NOTIFY_NOWAIT;
-    smtp_tls_free(tls, fd >= 0 ? notify : 0);
+    smtp_tls_free(tls, conn_is_open(c) ? notify : 0);
     smtp_tls_free(c->hs, 0);
     c->hs = NULL;
     c->fd = -1;
+    c->mem_open = 0;
     if (fd >= 0)
         close(fd);
     free(c->wbuf);
@@ -114,8 +126,8 @@ static int conn_flush(struct lconn *c)
         size_t sent = 0;
         const char *p = c->pend + c->poff;
         size_t left = c->plen - c->poff;
-        int rc = c->tls != NULL
-                 ? smtp_tls_write_some(c->tls, p, left, &sent, c->err, sizeof c->err)
+        int rc = c->tls != NULL ? smtp_tls_write_some(c->tls, p, left, &sent, c->err, sizeof c->err)
+                 : c->mem != NULL ? smtp_membio_write(c->mem, p, left, &sent)
                  : smtp_net_send_some(c->fd, p, left, &sent, c->err, sizeof c->err);
         c->poff += sent;
         if (rc != SMTP_OK)
@@ -164,6 +176,12 @@ static int conn_recv(struct lconn *c, char *buf, size_t cap, size_t *got)
 {
     if (c->tls != NULL)
         return smtp_tls_recv(c->tls, buf, cap, got, conn_deadline(c), c->err, sizeof c->err);
+    if (c->mem != NULL) {
+        int rc = smtp_membio_read(c->mem, buf, cap, got);
+        if (rc == SMTP_ECLOSED)
+            snprintf(c->err, sizeof c->err, "connection closed by peer");
+        return rc;
+    }
     return smtp_net_recv(c->fd, buf, cap, got, conn_deadline(c), c->err, sizeof c->err);
 }
 
@@ -276,6 +294,63 @@ static int lconn_connect_start(lua_State *L)
     }
     if (rc != SMTP_OK)
         return conn_fail(L, c, rc, c->err);
+    return 1;
+}
+
+/* memory([peer]) -> conn: a connection in no-wait memory mode (issue
+ * 27). Its bytes for the server are taken with take_output(), the
+ * server's bytes given with feed(); everything else (replies, DATA,
+ * TLS with all its checks) is the same code as on a socket. 'peer'
+ * ("host:port") names the server for TLS session resumption. */
+static int lconn_memory(lua_State *L)
+{
+    size_t plen;
+    const char *peer = luaL_optlstring(L, 1, "", &plen);
+    struct lconn *c = lua_newuserdatauv(L, sizeof *c, 1);
+    memset(c, 0, sizeof *c);
+    c->fd = -1;
+    c->nowait = 1;
+    luaL_setmetatable(L, SMTP_CONN_MT);
+    c->mem = calloc(1, sizeof *c->mem);
+    if (c->mem == NULL)
+        return luaL_error(L, "out of memory");
+    luaL_argcheck(L, plen < sizeof c->mem->peer, 1, "too long");
+    memcpy(c->mem->peer, peer, plen + 1);
+    c->mem_open = 1;
+    snprintf(c->peer, sizeof c->peer, "%s", peer);
+    return 1;
+}
+
+/* feed(bytes | nil) -> true | nil, kind, msg: bytes that came from the
+ * server (memory mode); nil says its stream ended. */
+static int lconn_feed(lua_State *L)
+{
+    struct lconn *c = check_open_conn(L);
+    size_t len;
+    const char *data = luaL_optlstring(L, 2, NULL, &len);
+    luaL_argcheck(L, c->mem != NULL, 1, "not a memory connection");
+    if (data == NULL) {
+        c->mem->eof = 1;
+    } else if (smtp_membio_feed(c->mem, data, len) != SMTP_OK) {
+        return conn_fail(L, c, SMTP_ENOMEM, NULL);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* take_output() -> bytes | nil: what the connection wrote for the server
+ * since the last call (memory mode), also after close (close_notify). */
+static int lconn_take_output(lua_State *L)
+{
+    struct lconn *c = check_conn(L);
+    struct smtp_bytes *out;
+    if (c->mem == NULL || c->mem->out.len == c->mem->out.off) {
+        lua_pushnil(L);
+        return 1;
+    }
+    out = &c->mem->out;
+    lua_pushlstring(L, (const char *)out->data + out->off, out->len - out->off);
+    out->off = out->len = 0;
     return 1;
 }
 
@@ -511,7 +586,7 @@ static int lconn_send_data(lua_State *L)
 struct lconn *lconn_check_open(lua_State *L, int idx)
 {
     struct lconn *c = luaL_checkudata(L, idx, SMTP_CONN_MT);
-    if (c->fd < 0)
+    if (!conn_is_open(c))
         luaL_error(L, "connection is closed");
     return c;
 }
@@ -549,6 +624,18 @@ static int lconn_close(lua_State *L)
     return 0;
 }
 
+static int lconn_gc(lua_State *L)
+{
+    struct lconn *c = check_conn(L);
+    conn_close(c, 1);
+    if (c->mem != NULL) {
+        smtp_membio_free(c->mem);
+        free(c->mem);
+        c->mem = NULL;
+    }
+    return 0;
+}
+
 /* starttls(config [, peer_name]) -> true | nil, kind, msg. The handshake
  * runs under the connection's deadline; any failure closes. Also used
  * right after connect for implicit TLS (RFC 8314). */
@@ -562,7 +649,7 @@ static int lconn_starttls(lua_State *L)
         /* no-wait mode: the handshake goes on where it stopped */
         rc = smtp_tls_handshake(c->hs, SMTP_NOWAIT, c->err, sizeof c->err);
     } else {
-        rc = ltls_start(L, 1, 2, 3, c->fd, conn_deadline(c), &c->hs, c->err, sizeof c->err);
+        rc = ltls_start(L, 1, 2, 3, c->fd, c->mem, conn_deadline(c), &c->hs, c->err, sizeof c->err);
     }
     if (rc == SMTP_OK) {
         c->tls = c->hs;
@@ -613,7 +700,7 @@ static int lconn_tls_info(lua_State *L)
 
 static int lconn_is_closed(lua_State *L)
 {
-    lua_pushboolean(L, check_conn(L)->fd < 0);
+    lua_pushboolean(L, !conn_is_open(check_conn(L)));
     return 1;
 }
 
@@ -640,8 +727,10 @@ static int lconn_fileno(lua_State *L)
 static int lconn_tostring(lua_State *L)
 {
     struct lconn *c = check_conn(L);
-    if (c->fd < 0)
+    if (!conn_is_open(c))
         lua_pushfstring(L, "%s (closed)", SMTP_CONN_MT);
+    else if (c->mem != NULL)
+        lua_pushfstring(L, "%s (memory, %s)", SMTP_CONN_MT, c->mem->peer);
     else
         lua_pushfstring(L, "%s (fd %d)", SMTP_CONN_MT, c->fd);
     return 1;
@@ -664,7 +753,9 @@ static const luaL_Reg lconn_methods[] = {
     {"is_closed", lconn_is_closed},
     {"fileno", lconn_fileno},
     {"local_literal", lconn_local_literal},
-    {"__gc", lconn_close},
+    {"feed", lconn_feed},
+    {"take_output", lconn_take_output},
+    {"__gc", lconn_gc},
     {"__close", lconn_close},
     {"__tostring", lconn_tostring},
     {NULL, NULL}
@@ -677,4 +768,6 @@ void lconn_open(lua_State *L)
     lua_setfield(L, -2, "connect");
     lua_pushcfunction(L, lconn_connect_start);
     lua_setfield(L, -2, "connect_start");
+    lua_pushcfunction(L, lconn_memory);
+    lua_setfield(L, -2, "memory_conn");
 }

@@ -267,14 +267,14 @@ static int ltls_tostring(lua_State *L)
 }
 
 int ltls_start(lua_State *L, int conn_idx, int cfg_idx, int name_idx, int fd,
-               int64_t deadline, struct smtp_tls **out, char *err, size_t errlen)
+               struct smtp_membio *mem, int64_t deadline, struct smtp_tls **out, char *err, size_t errlen)
 {
     struct smtp_tls_config *cfg = check_open_config(L, cfg_idx);
     const char *name = luaL_optstring(L, name_idx, NULL);
     conn_idx = lua_absindex(L, conn_idx);
     lua_pushvalue(L, cfg_idx);
     lua_setiuservalue(L, conn_idx, 1);
-    return smtp_tls_start(out, cfg, fd, name, deadline, err, errlen);
+    return smtp_tls_start(out, cfg, fd, mem, name, deadline, err, errlen);
 }
 
 void ltls_push_info(lua_State *L, const struct smtp_tls *s)

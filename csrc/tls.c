@@ -7,6 +7,7 @@
  * one path serves both). TLS 1.2 with 2.28; 1.2 and 1.3 with 3.6. */
 #include "tls.h"
 #include "net.h"
+#include "membio.h"
 #include "err.h"
 #include "deadline.h"
 
@@ -130,6 +131,7 @@ struct smtp_tls {
     struct smtp_tls_config *cfg;
     int fd;
     int bio_errno;          /* errno of the last failed send/recv */
+    struct smtp_membio *mem; /* ciphertext in memory, not on fd (membio.h) */
     int more;               /* more records follow in this write: MSG_MORE */
     size_t rec;             /* plaintext bytes per full record */
     int established;
@@ -748,11 +750,27 @@ static int verify_cb(void *ud, mbedtls_x509_crt *crt, int depth, uint32_t *flags
 
 /* ---- socket callbacks (pure C, non-blocking) ---------------------------- */
 
+/* Ciphertext into the connection's memory buffer, for the host's socket
+ * to carry (membio.h); a full buffer is WANT_WRITE like a full socket. */
+static int mem_send(struct smtp_tls *s, const unsigned char *buf, size_t len)
+{
+    size_t took;
+    int rc = smtp_membio_write(s->mem, buf, len, &took);
+    if (took > 0)
+        return (int)took;
+    if (rc == SMTP_EWANTWRITE)
+        return MBEDTLS_ERR_SSL_WANT_WRITE;
+    s->bio_errno = ENOMEM;
+    return MBEDTLS_ERR_NET_SEND_FAILED;
+}
+
 static int bio_send(void *ctx, const unsigned char *buf, size_t len)
 {
     struct smtp_tls *s = ctx;
     if (len > INT_MAX)
         len = INT_MAX;
+    if (s->mem != NULL)
+        return mem_send(s, buf, len);
     for (;;) {
         ssize_t n = send(s->fd, buf, len, MSG_NOSIGNAL | (s->more ? MSG_MORE : 0));
         if (n >= 0)
@@ -831,6 +849,15 @@ static int bio_recv(void *ctx, unsigned char *buf, size_t len)
     struct smtp_tls *s = ctx;
     if (len > INT_MAX)
         len = INT_MAX;
+    if (s->mem != NULL) {
+        size_t got;
+        int rc = smtp_membio_read(s->mem, buf, len, &got);
+        if (rc == SMTP_EWANTREAD)
+            return MBEDTLS_ERR_SSL_WANT_READ;
+        if (got > 0 && s->hello_state < 0)
+            hello_feed(s, buf, got);
+        return (int)got;    /* 0: the host's socket ended */
+    }
     for (;;) {
         ssize_t n = recv(s->fd, buf, len, 0);
         if (n > 0 && s->hello_state < 0)
@@ -853,6 +880,9 @@ static int is_want(int ret)
 
 static int wait_io(struct smtp_tls *s, int ret, int64_t deadline)
 {
+    /* Only the host can wait for a memory connection's bytes. */
+    if (s->mem != NULL)
+        return ret == MBEDTLS_ERR_SSL_WANT_WRITE ? SMTP_EWANTWRITE : SMTP_EWANTREAD;
     return smtp_net_wait(s->fd, ret == MBEDTLS_ERR_SSL_WANT_WRITE ? POLLOUT : POLLIN, deadline);
 }
 
@@ -966,6 +996,11 @@ static void cache_key(struct smtp_tls *s, char *key, size_t cap)
     char addr[INET6_ADDRSTRLEN] = "?";
     unsigned port = 0;
 
+    if (s->mem != NULL) {
+        /* The host's socket knows the peer only by the name it dialled. */
+        snprintf(key, cap, "%s [%.56s]", s->name, s->mem->peer);
+        return;
+    }
     if (getpeername(s->fd, (struct sockaddr *)&ss, &sl) == 0) {
         if (ss.ss_family == AF_INET) {
             const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
@@ -1145,7 +1180,7 @@ static int run_handshake(struct smtp_tls *s, int64_t deadline, char *err, size_t
 }
 
 int smtp_tls_start(struct smtp_tls **out, struct smtp_tls_config *cfg, int fd,
-                   const char *peer_name, int64_t deadline, char *err, size_t errlen)
+                   struct smtp_membio *mem, const char *peer_name, int64_t deadline, char *err, size_t errlen)
 {
     struct smtp_tls *s;
     const char *name = cfg->server_name != NULL ? cfg->server_name : peer_name;
@@ -1165,7 +1200,7 @@ int smtp_tls_start(struct smtp_tls **out, struct smtp_tls_config *cfg, int fd,
     }
     /* Bytes that arrived in plaintext before our ClientHello would be read
      * as if they came over TLS (STARTTLS response injection, CVE-2011-0411). */
-    n = recv(fd, &peek, 1, MSG_PEEK | MSG_DONTWAIT);
+    n = mem != NULL ? (ssize_t)smtp_membio_unread(mem) : recv(fd, &peek, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n > 0) {
         snprintf(err, errlen, "plaintext data received before the TLS handshake "
                  "(STARTTLS response injection?)");
@@ -1175,6 +1210,7 @@ int smtp_tls_start(struct smtp_tls **out, struct smtp_tls_config *cfg, int fd,
     if (s == NULL)
         return SMTP_ENOMEM;
     s->fd = fd;
+    s->mem = mem;
     s->cfg = cfg;
     s->hello_state = -1;
     smtp_tls_config_ref(cfg);
@@ -1353,7 +1389,7 @@ int smtp_tls_recv(struct smtp_tls *s, void *buf, size_t cap, size_t *got,
              * Nagle-ing server's reply behind them. The flag lasts until
              * the kernel's next delayed-ACK decision, so set it per wait;
              * on a non-TCP socket it fails harmlessly. */
-            if (ret == MBEDTLS_ERR_SSL_WANT_READ) {
+            if (ret == MBEDTLS_ERR_SSL_WANT_READ && s->mem == NULL) {
                 int one = 1;
                 (void)setsockopt(s->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
             }

@@ -12,6 +12,7 @@
 
 struct smtp_tls_config;
 struct smtp_tls;
+struct smtp_membio;
 
 enum smtp_tls_verify {
     SMTP_TLS_VERIFY_PEER = 0,   /* chain and host name must check out */
@@ -67,9 +68,12 @@ const char *smtp_tls_config_server_name(const struct smtp_tls_config *cfg);
  * (SMTP_EPROTO). On success *out owns the session; on failure *out is
  * NULL and err says why. With the deadline SMTP_NOWAIT it may return
  * SMTP_EWANTREAD / SMTP_EWANTWRITE with *out set: smtp_tls_handshake
- * goes on. The fd stays owned by the caller. */
+ * goes on. The fd stays owned by the caller. With mem (not NULL) the
+ * ciphertext goes through those buffers instead of fd (-1): every wait
+ * is then a want, and the bytes already in mem->in are the plaintext
+ * that must not be there. */
 int smtp_tls_start(struct smtp_tls **out, struct smtp_tls_config *cfg, int fd,
-                   const char *peer_name, int64_t deadline,
+                   struct smtp_membio *mem, const char *peer_name, int64_t deadline,
                    char *err, size_t errlen);
 
 /* Goes on with a handshake that smtp_tls_start (or an earlier call)

@@ -131,6 +131,14 @@ local function check_connect_opts(opts)
       usage("smtp.connect: 'loop' and 'transport' exclude each other (a transport brings its own waiting)")
     end
   end
+  if opts.tls_engine ~= nil then
+    if opts.tls_engine ~= "lua-smtp" and opts.tls_engine ~= "host" then
+      usage("smtp.connect: 'tls_engine' must be \"lua-smtp\" (the default) or \"host\" (the transport's sslhandshake)")
+    end
+    if opts.transport == nil then
+      usage("smtp.connect: 'tls_engine' applies to a caller's transport only")
+    end
+  end
   for _, k in ipairs({ "tls_required", "allow_plaintext" }) do
     if opts[k] ~= nil and type(opts[k]) ~= "boolean" then usage("smtp.connect: '" .. k .. "' must be a boolean") end
   end
@@ -191,6 +199,9 @@ end
 -- else it is dropped and another is tried.
 function connect_transport(opts, port, mode, deadline)
   local sock = opts.transport
+  local haproxy = require "smtp.transport.haproxy"
+  -- HAProxy's core.tcp() differs from a cosocket in units and words.
+  if haproxy.is_haproxy_socket(sock) then sock = haproxy.wrap(sock) end
   local ok_type = type(sock) == "table" or type(sock) == "userdata"
   if not ok_type or not (sock.send and sock.close and (sock.receiveany or sock.receive)) then
     usage("smtp.connect: 'transport' must be a cosocket-like object (send, receive, close, ...)")

@@ -15,7 +15,7 @@ dante-server tinyproxy
 lua5.1 liblua5.1-0-dev lua5.3 liblua5.3-dev luajit2 libluajit2-5.1-dev lua-socket lua-dkjson
 nginx libnginx-mod-http-lua lua-resty-core lua-resty-lrucache
 lua-ldoc lua-discount util-linux
-lua-cqueues lua-luv lua-copas tarantool prosody iproute2
+lua-cqueues lua-luv lua-copas tarantool prosody iproute2 haproxy
 "
 
 missing=""

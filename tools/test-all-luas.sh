@@ -31,7 +31,7 @@ one() {
   begin=$(date +%s)
   # nginx_spec loads build/luajit (built before) instead of running make
   # in parallel with the other runs.
-  SMTP_NGINX_BUILD=build/luajit SMTP_BUILD="build/$l" LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH="build/$l/?.so;;" \
+  SMTP_NGINX_BUILD=build/luajit SMTP_HAPROXY_BUILD=build/lua5.3 SMTP_BUILD="build/$l" LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH="build/$l/?.so;;" \
     busted --lua="$l" --run="$run" >"$log" 2>&1
   echo "$? $(( $(date +%s) - begin ))" >"build/$l/test.status"
 }

@@ -8,6 +8,7 @@ local P = require "helpers.proc"
 local servers = require "helpers.servers"
 local certs = require "helpers.certs"
 local scripted = require "helpers.scripted"
+local cb_peer = require "helpers.cb_peer"
 local socket = require "socket"
 
 local NGINX = "/usr/sbin/nginx"
@@ -87,11 +88,17 @@ describe("smtp in nginx with ngx.socket.tcp() #interop #nginx", function()
     return body
   end
 
-  nit("loads the C module in nginx's LuaJIT and sends STARTTLS + AUTH mail from a request handler", function()
+  for _, engine in ipairs({ "lua-smtp", "host" }) do
+  nit("loads the C module in nginx's LuaJIT and sends STARTTLS + AUTH mail from a request handler (TLS engine "
+    .. engine .. ")", function()
     local server = servers.aiosmtpd { tls = true, auth = { alice = "s3cret" }, auth_require_tls = true,
       require_tls = true, pipelining = true }
     local body = send { host = server.host, port = server.port, tls = 1, user = "alice", password = "s3cret",
-      from = "alice@example.org", to = "bob@example.org", subject = "from nginx" }
+      from = "alice@example.org", to = "bob@example.org", subject = "from nginx", engine = engine, ca = ca }
+    if engine == "lua-smtp" then
+      -- Ours names the version (nginx's does not tell the cosocket).
+      assert.truthy(body:find('"version":"TLSv1.', 1, true), body)
+    end
     assert.equal("true", json_field(body, "ok"), body)
     assert.equal("250", json_field(body, "code"), body)
     assert.equal("true", json_field(body, "peer_verified"), body)
@@ -104,10 +111,11 @@ describe("smtp in nginx with ngx.socket.tcp() #interop #nginx", function()
     assert.truthy(got.tls, "message did not arrive over TLS")
     server:stop()
   end)
+  end
 
   nit("reports a refused certificate check as kind tls", function()
     local server = servers.aiosmtpd { tls = { cert = certs.make().wrong_host_cert, key = certs.make().wrong_host_key } }
-    local body = send { host = server.host, port = server.port, tls = 1,
+    local body = send { host = server.host, port = server.port, tls = 1, ca = ca,
       from = "alice@example.org", to = "bob@example.org" }
     assert.equal("false", json_field(body, "ok"), body)
     assert.equal('"tls"', json_field(body, "kind"), body)
@@ -117,14 +125,14 @@ describe("smtp in nginx with ngx.socket.tcp() #interop #nginx", function()
 
   nit("refuses to 'verify' an IP address it cannot check, and checks tls.server_name instead (H2)", function()
     local server = servers.aiosmtpd { tls = true }
-    local body = send { host = server.host, port = server.port, tls = 1, peer = "-",
+    local body = send { host = server.host, port = server.port, tls = 1, peer = "-", engine = "host",
       from = "alice@example.org", to = "bob@example.org" }
     assert.equal("false", json_field(body, "ok"), body)
     assert.equal('"tls"', json_field(body, "kind"), body)
     assert.truthy(body:find("server_name", 1, true), body)
     assert.same({}, server:messages())
     body = send { host = server.host, port = server.port, tls = 1, peer = "-", server_name = "localhost",
-      from = "alice@example.org", to = "bob@example.org" }
+      engine = "host", from = "alice@example.org", to = "bob@example.org" }
     assert.equal("true", json_field(body, "ok"), body)
     assert.equal("true", json_field(body, "peer_verified"), body)
     server:stop()
@@ -133,7 +141,7 @@ describe("smtp in nginx with ngx.socket.tcp() #interop #nginx", function()
   nit("never hands a pooled verify=none connection to a verify=peer request (L8)", function()
     local c = certs.make()
     local server = servers.aiosmtpd { tls = { cert = c.wrong_host_cert, key = c.wrong_host_key } }
-    local q = { host = server.host, port = server.port, tls = 1, keepalive = 4,
+    local q = { host = server.host, port = server.port, tls = 1, keepalive = 4, engine = "host",
       from = "alice@example.org", to = "bob@example.org" }
     q.verify = "none"
     local b1 = send(q)
@@ -148,6 +156,107 @@ describe("smtp in nginx with ngx.socket.tcp() #interop #nginx", function()
     assert(server:wait_messages(1))
     assert.equal(1, #server:messages())
     server:stop()
+  end)
+
+  -- lua-smtp's TLS under the cosocket (issue 27): the C socket's checks.
+  nit("our TLS: an IP-literal host is checked against the certificate's IP SANs (a wrong IP refused)", function()
+    local server = servers.aiosmtpd { tls = true }
+    local body = send { host = server.host, port = server.port, tls = 1, peer = "-", ca = ca,
+      from = "alice@example.org", to = "bob@example.org" }
+    assert.equal("true", json_field(body, "ok"), body)
+    assert.equal("true", json_field(body, "peer_verified"), body)
+    body = send { host = server.host, port = server.port, tls = 1, peer = "127.0.0.2", ca = ca,
+      from = "alice@example.org", to = "bob@example.org" }
+    assert.equal("false", json_field(body, "ok"), body)
+    assert.equal('"tls"', json_field(body, "kind"), body)
+    assert(server:wait_messages(1))
+    assert.equal(1, #server:messages())
+    server:stop()
+  end)
+
+  nit("our TLS: ca_file in the worker's tls_config is honoured (another CA: refused)", function()
+    local server = servers.aiosmtpd { tls = true }
+    local other = certs.make(P.tempdir("other-ca")).ca_cert
+    local body = send { host = server.host, port = server.port, tls = 1, ca = other,
+      from = "alice@example.org", to = "bob@example.org" }
+    assert.equal("false", json_field(body, "ok"), body)
+    assert.equal('"tls"', json_field(body, "kind"), body)
+    assert.same({}, server:messages())
+    server:stop()
+  end)
+
+  nit("our TLS: later requests resume the session of the worker's tls_config", function()
+    local server = servers.aiosmtpd { tls = true }
+    local q = { host = server.host, port = server.port, tls = 1, ca = ca, server_name = "localhost",
+      from = "alice@example.org", to = "bob@example.org", keepalive = 2 }
+    local resumed = 0
+    for i = 1, 4 do
+      local body = send(q)
+      assert.equal("true", json_field(body, "ok"), body)
+      -- Our TLS state lives in the request's C object: not pooled.
+      assert.equal("false", json_field(body, "pooled"), body)
+      if i > 1 and json_field(body, "resumed") == "true" then resumed = resumed + 1 end
+    end
+    assert.equal(3, resumed)
+    assert(server:wait_messages(4))
+    server:stop()
+  end)
+
+  nit("our TLS: bytes injected after the STARTTLS 220 are refused, nothing more is sent", function()
+    local inj = scripted.start([[
+S: 220 mx.example.org ESMTP
+C: EHLO nginx.test
+S: 250-mx.example.org
+S: 250 STARTTLS
+C: STARTTLS
+R: 220 go ahead\r\n250 injected\r\n
+]])
+    local body = send { host = "127.0.0.1", port = inj.port, tls = 1, ca = ca,
+      from = "alice@example.org", to = "bob@example.org" }
+    assert.equal("false", json_field(body, "ok"), body)
+    local kind = json_field(body, "kind")
+    assert.truthy(kind == '"protocol"' or kind == '"tls"', body)
+    inj:stop()
+  end)
+
+  nit("our TLS: SCRAM-SHA-256-PLUS binds to the TLS channel (pyOpenSSL peer)", function()
+    assert(cb_peer.usable())
+    local peer = cb_peer.start(certs.make(), { tls = "starttls" })
+    local ok, err = pcall(function()
+      local body = send { host = "127.0.0.1", port = peer.port, tls = 1, ca = ca, mech = "SCRAM-SHA-256-PLUS",
+        user = cb_peer.USER, password = cb_peer.PASSWORD, from = "alice@example.org", to = "bob@example.org" }
+      assert.equal("true", json_field(body, "authenticated"), body)
+      local auth = peer:events("auth")
+      assert.equal("SCRAM-SHA-256-PLUS", auth[#auth].mech)
+      assert.equal("ok", auth[#auth].result)
+      assert.matches("^p=tls%-", auth[#auth].gs2)
+    end)
+    peer:stop()
+    assert(ok, err)
+  end)
+
+  nit("our TLS: implicit TLS to Postfix (submissions) with AUTH, read back from the Maildir", function()
+    local stack = servers.mail_stack()
+    local ok, err = pcall(function()
+      local alice = stack.users[1]
+      local body = send { host = "127.0.0.1", port = stack.ports.smtps, tls = 1, implicit = 1,
+        ca = stack.certs.ca_cert, user = alice.user, password = alice.password,
+        from = "alice@" .. stack.domain, to = "bob@" .. stack.domain, subject = "nginx implicit" }
+      assert.equal("true", json_field(body, "ok"), body)
+      assert.equal("true", json_field(body, "authenticated"), body)
+      local found
+      for _ = 1, 100 do
+        for _, m in ipairs(stack:messages("bob")) do
+          if m.data:find("Subject: nginx implicit\r\n", 1, true) then found = m end
+        end
+        if found then break end
+        os.execute("sleep 0.1")
+      end
+      assert.is_table(found, "not delivered")
+      assert.truthy(found.data:find("\r\n\r\nSent from an nginx request handler.\r\n.dot line\r\n$"), found.data)
+    end)
+    stack:stop()
+    assert(ok, err)
   end)
 
   nit("keeps serving other requests while one waits on a slow SMTP server", function()
@@ -212,7 +321,8 @@ S: 221 bye
     local ok_count, pooled = 0, 0
     for i = 1, 100 do
       local body = send { host = "127.0.0.1", port = sport, tls = 1, user = "alice", password = "s3cret",
-        from = "alice@example.org", to = "bob@example.org", subject = "pooled " .. i, keepalive = POOL }
+        from = "alice@example.org", to = "bob@example.org", subject = "pooled " .. i, keepalive = POOL,
+        engine = "host" }
       if json_field(body, "ok") == "true" then ok_count = ok_count + 1 end
       if json_field(body, "pooled") == "true" then pooled = pooled + 1 end
     end

@@ -320,12 +320,12 @@ describe("smtp.transport.cosocket pool names and TLS", function()
         return true
       end,
     }
-    local t = cosocket.wrap(fake)
+    local t = cosocket.wrap(fake, { tls_engine = "host" })
     t:set_deadline(core.now() + 5)
     assert.is_true(t:starttls(smtp.tls_config { verify = "none" }, "mx.example.org"))
     assert.same({ false, "mx.example.org", false }, calls[1])
     assert.is_false(t:tls_info().peer_verified)
-    local t2 = cosocket.wrap(fake)
+    local t2 = cosocket.wrap(fake, { tls_engine = "host" })
     t2:set_deadline(core.now() + 5)
     assert.is_true(t2:starttls(smtp.tls_config {}, "mx.example.org"))
     assert.same({ false, "mx.example.org", true }, calls[2])
@@ -339,7 +339,7 @@ describe("smtp.transport.cosocket pool names and TLS", function()
       settimeouts = function() end, close = function() closed = closed + 1 end,
       sslhandshake = function() return nil, "handshake failed" end,
     }
-    local t = cosocket.wrap(fake)
+    local t = cosocket.wrap(fake, { tls_engine = "host" })
     local ok, kind = t:starttls(smtp.tls_config {}, "mx.example.org")
     assert.is_nil(ok)
     assert.equal("tls", kind)
@@ -401,7 +401,7 @@ describe("smtp.transport.cosocket security (review 2026-12)", function()
   it("H2: refuses verify=peer to an IP literal without tls.server_name (kind tls)", function()
     for _, ip in ipairs({ "192.0.2.25", "2001:db8::25", "[2001:db8::25]", "[IPv6:2001:db8::25]" }) do
       local f = fake_transport({ "220 mx.example.org ESMTP\r\n" })
-      local t = cosocket.wrap(f)
+      local t = cosocket.wrap(f, { tls_engine = "host" })
       t:set_deadline(core.now() + 5)
       local ok, kind, msg = t:starttls(smtp.tls_config {}, ip)
       assert.is_nil(ok, ip)
@@ -413,7 +413,8 @@ describe("smtp.transport.cosocket security (review 2026-12)", function()
     end
     for _, host in ipairs({ "192.0.2.25", "[2001:db8::25]" }) do
       local f = fake_transport({ "220 mx.example.org ESMTP\r\n" })
-      local err = raises("tls", smtp.connect, { host = host, tls_mode = "implicit", tls = {}, transport = f, timeout = 5 })
+      local err = raises("tls", smtp.connect, { host = host, tls_mode = "implicit", tls = {}, transport = f,
+        tls_engine = "host", timeout = 5 })
       assert.truthy(tostring(err):find("IP address", 1, true), tostring(err))
       assert.equal(0, #f.handshakes)
       assert.same({}, f.sent)
@@ -422,13 +423,13 @@ describe("smtp.transport.cosocket security (review 2026-12)", function()
 
   it("H2: checks tls.server_name for an IP target, and verify=none is never reported as verified", function()
     local f = fake_transport({ "220 mx.example.org ESMTP\r\n" })
-    local c = smtp.connect { host = "192.0.2.25", tls_mode = "implicit", transport = f, timeout = 5,
+    local c = smtp.connect { host = "192.0.2.25", tls_mode = "implicit", transport = f, tls_engine = "host", timeout = 5,
       tls = { server_name = "mx.example.org" } }
     assert.same({ false, "mx.example.org", true }, f.handshakes[1])
     assert.is_true(c:tls_info().peer_verified)
     c:close()
     local f2 = fake_transport({ "220 mx.example.org ESMTP\r\n" })
-    local c2 = smtp.connect { host = "192.0.2.25", tls_mode = "implicit", transport = f2, timeout = 5,
+    local c2 = smtp.connect { host = "192.0.2.25", tls_mode = "implicit", transport = f2, tls_engine = "host", timeout = 5,
       tls = { verify = "none" } }
     assert.same({ false, nil, false }, f2.handshakes[1])
     assert.is_false(c2:tls_info().peer_verified)
@@ -439,20 +440,22 @@ describe("smtp.transport.cosocket security (review 2026-12)", function()
     -- The MITM's forged EHLO reply rides in the same segment as the 220.
     local f = fake_transport({ "220 mx.example.org ESMTP", "250-mx.example.org", "250 STARTTLS",
       "220 go ahead", "250-mx.example.org", "250 AUTH INJECTED-BY-MITM" }, true)
-    local c = smtp.connect { host = "mx.example.org", transport = f, timeout = 5, local_name = "client.example" }
+    local c = smtp.connect { host = "mx.example.org", transport = f,
+      tls_engine = "host", timeout = 5, local_name = "client.example" }
     local err = raises("tls", c.authenticate, c, { tls = {}, tls_required = true })
     assert.truthy(tostring(err):find("receiveany", 1, true), tostring(err))
     assert.equal(0, #f.handshakes)
     assert.is_true(c:closed())
     -- Asked for at connect, STARTTLS is refused before anything is sent.
     local f2 = fake_transport({ "220 mx.example.org ESMTP" }, true)
-    raises("tls", smtp.connect, { host = "mx.example.org", transport = f2, timeout = 5, tls = {} })
+    raises("tls", smtp.connect, { host = "mx.example.org", transport = f2, tls_engine = "host", timeout = 5, tls = {} })
     assert.same({}, f2.sent)
   end)
 
   it("M5: allows implicit TLS on such a transport (the handshake precedes every read)", function()
     local f = fake_transport({ "220 mx.example.org ESMTP" }, true)
-    local c = smtp.connect { host = "mx.example.org", tls_mode = "implicit", tls = {}, transport = f, timeout = 5 }
+    local c = smtp.connect { host = "mx.example.org", tls_mode = "implicit", tls = {}, transport = f,
+      tls_engine = "host", timeout = 5 }
     assert.same({ false, "mx.example.org", true }, f.handshakes[1])
     assert.is_true(c:tls_info().peer_verified)
     c:close()
@@ -489,12 +492,12 @@ S: 250 ENHANCEDSTATUSCODES
     local server = scripted.start(TLS_EHLO .. "C: RSET\nS: 250 reset\nNEXT\n" .. TLS_EHLO .. "C: QUIT\nS: 221 bye\n", 2)
     local s1, s2 = luasocket_cosocket { fake_tls = true }, luasocket_cosocket { fake_tls = true }
     local ok, err = pcall(function()
-      local o1 = connect_opts(server, s1, { tls = { verify = "none" }, tls_peer = "mx.example.org" })
+      local o1 = connect_opts(server, s1, { tls_engine = "host", tls = { verify = "none" }, tls_peer = "mx.example.org" })
       local c1 = smtp.connect(o1)
       c1:authenticate { tls = o1.tls, tls_peer = o1.tls_peer }
       assert.is_false(c1:tls_info().peer_verified)
       assert.is_true(c1:set_keepalive(10000, 5))
-      local o2 = connect_opts(server, s2, { tls = { verify = "peer" }, tls_peer = "mx.example.org" })
+      local o2 = connect_opts(server, s2, { tls_engine = "host", tls = { verify = "peer" }, tls_peer = "mx.example.org" })
       local c2 = smtp.connect(o2)
       c2:authenticate { tls = o2.tls, tls_peer = o2.tls_peer }
       assert.is_true(c2:tls_info().peer_verified)
@@ -536,7 +539,7 @@ S: 221 bye
       assert.is_nil(c1:tls_info())
       assert.is_false(c1:set_keepalive(10000, 5))
       -- TLS asked for only in authenticate: the pool name promised none.
-      local c2 = smtp.connect(connect_opts(server, s2))
+      local c2 = smtp.connect(connect_opts(server, s2, { tls_engine = "host" }))
       c2:authenticate(o)
       assert.is_false(c2:set_keepalive(10000, 5))
     end)
@@ -566,7 +569,7 @@ S: 221 bye
 ]])
     local s1, s2 = luasocket_cosocket { fake_tls = true }, luasocket_cosocket { fake_tls = true }
     local ok, err = pcall(function()
-      local o = { tls = { verify = "peer" }, tls_peer = "mx.example.org", tls_required = true }
+      local o = { tls = { verify = "peer" }, tls_peer = "mx.example.org", tls_required = true, tls_engine = "host" }
       local c1 = smtp.connect(connect_opts(server, s1, o))
       c1:authenticate(o)
       assert.is_true(c1:set_keepalive(10000, 5))
@@ -590,7 +593,7 @@ S: 221 bye
     for opt, v in pairs(values) do
       for _, mode in ipairs({ "implicit", "none" }) do
         local f = fake_transport({ "220 mx.example.org ESMTP\r\n" })
-        local err = raises("usage", smtp.connect, { host = "mx.example.org", tls_mode = mode, transport = f,
+        local err = raises("usage", smtp.connect, { host = "mx.example.org", tls_mode = mode, transport = f, tls_engine = "host",
           timeout = 5, tls = { [opt] = v } })
         assert.truthy(err.message:find("'" .. opt .. "'", 1, true), err.message)
         assert.equal(0, #f.handshakes)
@@ -598,7 +601,7 @@ S: 221 bye
     end
     -- In authenticate too, before STARTTLS is sent.
     local f = fake_transport({ "220 mx.example.org ESMTP\r\n" })
-    local c = smtp.connect { host = "mx.example.org", transport = f, timeout = 5 }
+    local c = smtp.connect { host = "mx.example.org", transport = f, tls_engine = "host", timeout = 5 }
     local err = raises("usage", c.authenticate, c, { tls = { ca_file = "/etc/ssl/private-ca.pem" } })
     assert.truthy(err.message:find("'ca_file'", 1, true), err.message)
     assert.same({}, f.sent)
@@ -617,14 +620,14 @@ S: 221 bye
     for opt, cfg in pairs(objects) do
       for _, mode in ipairs({ "implicit", "none" }) do
         local f = fake_transport({ "220 mx.example.org ESMTP\r\n" })
-        local err = raises("usage", smtp.connect, { host = "mx.example.org", tls_mode = mode, transport = f,
+        local err = raises("usage", smtp.connect, { host = "mx.example.org", tls_mode = mode, transport = f, tls_engine = "host",
           timeout = 5, tls = cfg })
         assert.truthy(err.message:find("'" .. opt .. "'", 1, true), opt .. ": " .. err.message)
         assert.equal(0, #f.handshakes)
       end
     end
     local f = fake_transport({ "220 mx.example.org ESMTP\r\n" })
-    local c = smtp.connect { host = "mx.example.org", transport = f, timeout = 5 }
+    local c = smtp.connect { host = "mx.example.org", transport = f, tls_engine = "host", timeout = 5 }
     local err = raises("usage", c.authenticate, c, { tls = objects.ca_file })
     assert.truthy(err.message:find("'ca_file'", 1, true), err.message)
     assert.same({}, f.sent)
@@ -633,7 +636,7 @@ S: 221 bye
     assert.same({ "verify", "server_name" },
       smtp.tls_config { verify = "none", server_name = "mx.example.org" }:given_options())
     local f2 = fake_transport({ "220 mx.example.org ESMTP\r\n" })
-    local c2 = smtp.connect { host = "mx.example.org", transport = f2, timeout = 5,
+    local c2 = smtp.connect { host = "mx.example.org", transport = f2, tls_engine = "host", timeout = 5,
       tls = smtp.tls_config { verify = "none", server_name = "mx.example.org" } }
     c2:close()
   end)
@@ -699,7 +702,8 @@ S: 250 reset
       local ext = chunking and "250-CHUNKING\r\n" or ""
       local f = fake_transport({ "220 mx.example.org ESMTP\r\n", "250-mx.example.org\r\n" .. ext .. "250 8BITMIME\r\n",
         "250 ok\r\n", "250 ok\r\n", "354 go\r\n" })
-      local c = smtp.connect { host = "mx.example.org", transport = f, timeout = 5, local_name = "c.example" }
+      local c = smtp.connect { host = "mx.example.org", transport = f,
+        tls_engine = "host", timeout = 5, local_name = "c.example" }
       -- A function source: a string with a NUL is judged before MAIL.
       local chunks = { "Subject: t\r\n\r\n", "before\0after\r\n" }
       local err = raises("usage", c.sendmail, c, function() return table.remove(chunks, 1) end,
@@ -727,7 +731,7 @@ S: 250 reset
       self.sent[#self.sent + 1] = type(d) == "table" and table.concat(d) or d
       return #self.sent[#self.sent]
     end
-    local c = smtp.connect { host = "mx.example.org", transport = f, timeout = 5, local_name = "c.example" }
+    local c = smtp.connect { host = "mx.example.org", transport = f, tls_engine = "host", timeout = 5, local_name = "c.example" }
     local err = raises("tls", c.authenticate, c, { tls = { verify = "peer" } })
     assert.truthy(err.message:find("certificate", 1, true), err.message)
     assert.equal(3, sends)

@@ -4,13 +4,17 @@
 -- event loops can plug in. All waits are the socket's own, so an nginx
 -- worker keeps serving while a slow server is talked to (SPEC 5). The C
 -- reply parser and DATA encoder judge and shape every byte; this file only
--- moves them. STARTTLS (RFC 3207) and implicit TLS (RFC 8314) use the
--- socket's sslhandshake. Any failure closes the socket (DESIGN D).
+-- moves them. Any failure closes the socket (DESIGN D).
 --
--- TLS here is nginx's: trust comes from lua_ssl_trusted_certificate and
--- the name check needs a DNS name (lua-nginx-module checks no IP
--- addresses). What this transport cannot honour it refuses rather than
--- ignores (review 2026-12, H2, M5, L9).
+-- STARTTLS (RFC 3207) and implicit TLS (RFC 8314) are lua-smtp's own TLS
+-- by default (issue 27, SPEC 5): once TLS starts, the connection's bytes
+-- go through a C connection in memory mode (smtp.core.memory_conn), the
+-- same code as on the C socket with all its checks, and this file only
+-- carries its ciphertext over the socket. With tls_engine = "host" the
+-- socket's own sslhandshake runs instead: trust then comes from nginx's
+-- lua_ssl_trusted_certificate and the name check needs a DNS name, and
+-- what that engine cannot honour is refused rather than ignored (review
+-- 2026-12, H2, M5, L9).
 local core = require "smtp.core"
 local Error = require "smtp.error"
 
@@ -45,6 +49,7 @@ function M.wrap(sock, opts)
   local send_tables = opts.send_tables
   if send_tables == nil then send_tables = in_nginx() end
   return setmetatable({
+    _engine = opts.tls_engine or "lua-smtp",
     _sock = sock,
     _deadline = nil,
     _closed = false,
@@ -61,6 +66,7 @@ end
 function Cosocket:_fail(kind, msg)
   if not self._closed then
     self._closed = true
+    if self._mc then self._mc:abort() end
     pcall(self._sock.close, self._sock)
   end
   return nil, kind, msg
@@ -152,6 +158,12 @@ end
 --- send(data | {data, ...}) -> true | nil, kind, msg
 function Cosocket:send(data)
   if self._closed then return self:_closed_failure() end
+  if self._mc then
+    local ok, kind, msg = self._mc:send(data)
+    if not ok and kind ~= "want" then return self:_fail(kind, msg) end
+    if not ok then return self:_drive(self._mc.flush) end
+    return self:_push()
+  end
   return self:_write(data)
 end
 
@@ -180,6 +192,7 @@ end
 -- judge of framing and limits (SPEC 7).
 function Cosocket:read_reply(parser)
   if self._closed then return self:_closed_failure() end
+  if self._mc then return self:_drive(self._mc.read_reply, parser) end
   while true do
     local reply, kind, msg = parser:next()
     if reply then return reply end
@@ -191,6 +204,14 @@ function Cosocket:read_reply(parser)
   end
 end
 
+--- receive_some([max]) -> bytes | nil, kind, msg: what arrived, as the
+-- C connection's receive_some (decrypted under our TLS).
+function Cosocket:receive_some(max)
+  if self._closed then return self:_closed_failure() end
+  if self._mc then return self:_drive(self._mc.receive_some, max) end
+  return self:_receive_some()
+end
+
 --- send_data(stuffer, chunk [, final [, bdat [, prefix [, trailer]]]])
 -- -> bytes encoded | nil, kind, msg. The chunk goes through the C
 -- encoder; with 'final' its tail (the terminator for DATA) follows; with
@@ -199,6 +220,17 @@ end
 -- message the encoder refuses fails with a fourth value "source".
 function Cosocket:send_data(stuffer, chunk, final, bdat, prefix, trailer)
   if self._closed then return self:_closed_failure() end
+  if self._mc then
+    local n, ev, msg, where = self._mc:send_data(stuffer, chunk, final, bdat, prefix, trailer)
+    if n == nil then
+      self:_fail(ev, msg)
+      return nil, ev, msg, where
+    end
+    local ok, kind, m
+    if ev then ok, kind, m = self:_drive(self._mc.flush) else ok, kind, m = self:_push() end
+    if not ok then return nil, kind, m end
+    return n
+  end
   local body, kind, msg = stuffer:encode(chunk or "")
   local tail = ""
   if body and final then tail, kind, msg = stuffer:finish() end
@@ -270,7 +302,9 @@ local function refuse_tls_option(k)
     .. " remove it or use the C transport" }, 0)
 end
 
-local function check_tls_options(tls)
+local function check_tls_options(tls, engine)
+  -- Our engine honours every option, as on the C socket.
+  if engine ~= "host" then return end
   local given
   if type(tls) == "table" then
     given = tls
@@ -291,6 +325,93 @@ local function check_tls_options(tls)
   end
 end
 
+-- lua-smtp's TLS over the socket (issue 27) ---------------------------------
+
+-- The largest TLS record a server may send: 2^14 bytes of plaintext plus
+-- 2048 of expansion (RFC 5246 6.2.3), and its 5-byte header.
+local RECORD_MAX = 16384 + 2048 + 5
+
+-- Ciphertext from the socket: whatever arrived (receiveany), else one TLS
+-- record read by the length in its header (a socket that can only read
+-- exact counts, as HAProxy's). A header that is not a TLS record's (a
+-- content type outside 20-24, another major version, a length no record
+-- has) goes to the TLS engine alone, which refuses it at once, rather
+-- than waiting for bytes that will not come.
+function Cosocket:_receive_tls()
+  local sock = self._sock
+  if sock.receiveany then return self:_receive_some() end
+  if not self:_arm() then return self:_fail("timeout", "read timed out") end
+  local head, err = sock:receive(5)
+  if not head then
+    if err == "closed" then return self:_fail("io", "connection closed by the server") end
+    return self:_fail(kind_of(err), "read failed: " .. tostring(err))
+  end
+  local ctype, major = head:byte(1), head:byte(2)
+  local len = head:byte(4) * 256 + head:byte(5)
+  if ctype < 20 or ctype > 24 or major ~= 3 or len == 0 or len + 5 > RECORD_MAX then return head end
+  if not self:_arm() then return self:_fail("timeout", "read timed out") end
+  local body
+  body, err = sock:receive(len)
+  if not body then
+    if err == "closed" then return self:_fail("io", "connection closed by the server") end
+    return self:_fail(kind_of(err), "read failed: " .. tostring(err))
+  end
+  return head .. body
+end
+
+-- Writes what the memory connection has for the server; the second
+-- value says whether there was anything.
+function Cosocket:_push()
+  local out = self._mc:take_output()
+  if out == nil then return true, false end
+  local ok, kind, msg = self:_write(out)
+  if not ok then return nil, kind, msg end
+  return true, true
+end
+
+-- Runs op(mc, ...) until it stops wanting I/O, carrying the bytes it
+-- writes to the socket and the bytes it waits for from it.
+function Cosocket:_drive(op, ...)
+  local mc = self._mc
+  for _ = 1, math.huge do
+    local r, kind, ev, extra = op(mc, ...)
+    if r == nil and kind ~= "want" then
+      -- What it wrote last (an alert) stays unsent: C has closed, the
+      -- stream may be hostile.
+      self:_fail(kind, ev)
+      return nil, kind, ev, extra
+    end
+    local ok, pushed, msg = self:_push()
+    if not ok then return nil, pushed, msg end
+    if r ~= nil then return r, kind, ev, extra end
+    if ev == "r" then
+      local data, k, m = self:_receive_tls()
+      if not data then return nil, k, m end
+      local fed, fk, fm = mc:feed(data)
+      if not fed then return self:_fail(fk, fm) end
+    elseif not pushed then
+      -- Wanting to write with nothing to carry cannot end.
+      return self:_fail("io", "TLS over the socket made no progress")
+    end
+  end
+end
+
+-- The handshake in a memory connection of our own: the same checks
+-- (certificate, host name, IP SANs, resumption through the config,
+-- channel binding) as on the C socket.
+function Cosocket:_own_tls(cfg, peer)
+  if not core.memory_conn then return self:_fail("tls", "this build of smtp.core has no memory connections") end
+  self._mc = core.memory_conn(self._label or "")
+  local ok, kind, msg = self:_drive(self._mc.starttls, cfg, peer)
+  if not ok then
+    if kind == "want" then kind = "tls" end
+    return nil, kind, msg
+  end
+  local info = self._mc:tls_info() or {}
+  self._tls = { peer_verified = info.peer_verified == true, own = true }
+  return true
+end
+
 local STARTTLS_NEEDS_RECEIVEANY = "STARTTLS needs a transport with receiveany (lua-nginx-module 0.10.14+):"
   .. " through receive(\"*l\") bytes injected after the 220 reply cannot be detected; use implicit TLS"
 
@@ -302,6 +423,7 @@ local STARTTLS_NEEDS_RECEIVEANY = "STARTTLS needs a transport with receiveany (l
 function Cosocket:starttls(cfg, peer)
   if self._closed then return self:_closed_failure() end
   if self._tls then error("TLS is already active on this connection", 2) end
+  if self._engine ~= "host" then return self:_own_tls(cfg, peer) end
   local sock = self._sock
   if not sock.sslhandshake then
     return self:_fail("tls", "this transport has no sslhandshake")
@@ -326,11 +448,19 @@ function Cosocket:starttls(cfg, peer)
   return true
 end
 
---- `{peer_verified=}` once TLS is up (the cosocket API names neither the
--- version nor the cipher), else nil.
+--- What TLS is up: with our engine, the C connection's full table;
+-- with nginx's, `{peer_verified=}` only (the cosocket API names neither
+-- the version nor the cipher); nil before TLS.
 function Cosocket:tls_info()
   if not self._tls then return nil end
+  if self._mc then return self._mc:tls_info() end
   return { version = nil, cipher = nil, peer_subject = nil, peer_verified = self._tls.peer_verified }
+end
+
+--- The channel binding SCRAM-*-PLUS uses (our engine only).
+function Cosocket:tls_channel_binding()
+  if not self._mc then return nil, "usage", "channel binding needs lua-smtp's TLS engine (tls_engine = \"host\")" end
+  return self._mc:tls_channel_binding()
 end
 
 --- "[a.b.c.d]" when the socket can tell its own address (for EHLO).
@@ -347,10 +477,17 @@ function Cosocket:is_closed()
   return self._closed
 end
 
---- Closes the socket. Closing twice is harmless.
+--- Closes the socket (after TLS close_notify, best effort, with our
+-- engine). Closing twice is harmless.
 function Cosocket:close()
   if self._closed then return end
   self._closed = true
+  local mc = self._mc
+  if mc then
+    mc:close()
+    local out = mc:take_output()
+    if out and self:_arm() then pcall(self._sock.send, self._sock, out) end
+  end
   pcall(self._sock.close, self._sock)
 end
 
@@ -361,6 +498,10 @@ end
 function Cosocket:pool_accepts(tls, authenticated)
   local promise = self._promise
   if not promise then return false end
+  -- Our TLS state is in this request's C connection, which the socket's
+  -- pool cannot carry to another request: such a connection ends (QUIT);
+  -- the next one resumes its TLS session through the same tls_config.
+  if self._mc then return false end
   local key = self._tls and self._tls.key or nil
   if (tls and true or false) ~= (key ~= nil) or key ~= promise.tls then return false end
   return authenticated or not promise.creds
@@ -405,8 +546,8 @@ end
 
 --- The opaque key of the credentials and TLS wishes in 'opts' (for
 -- authenticate on a pooled connection).
-function Cosocket.credentials_key(_, opts)
-  return M.credentials_key(opts)
+function Cosocket:credentials_key(opts)
+  return M.credentials_key(opts, self._engine)
 end
 
 --- The credentials key this connection's pool was named with.
@@ -432,8 +573,8 @@ end
 --- The credentials and TLS wishes of an options table, as one opaque
 -- string (compared, never shown). Raises kind usage for TLS options
 -- this transport cannot honour.
-function M.credentials_key(opts)
-  check_tls_options(opts.tls)
+function M.credentials_key(opts, engine)
+  check_tls_options(opts.tls, engine or opts.tls_engine)
   local tls
   if opts.tls ~= nil then tls = tls_key(tls_settings(opts.tls, opts.tls_peer)) end
   return digest(concat({ field(opts.user), field(opts.authz), field(opts.password),
@@ -450,8 +591,8 @@ end
 -- of this transport that it cannot do: TLS options it cannot honour
 -- (usage) and STARTTLS without receiveany (tls).
 function M.check(sock, opts, mode)
-  check_tls_options(opts.tls)
-  if mode ~= "implicit" and opts.tls ~= nil and not sock.receiveany then
+  check_tls_options(opts.tls, opts.tls_engine)
+  if opts.tls_engine == "host" and mode ~= "implicit" and opts.tls ~= nil and not sock.receiveany then
     error(Error.new { kind = "tls", message = STARTTLS_NEEDS_RECEIVEANY }, 0)
   end
 end
@@ -463,6 +604,7 @@ end
 -- pool, or nil, kind, msg.
 function M.connect(sock, host, port, deadline, opts, pool)
   local t = M.wrap(sock, opts)
+  t._label = tostring(host) .. ":" .. tostring(port)
   t._creds = M.credentials_key(opts)
   -- What a connection of this pool must be in to be pooled.
   t._promise = {

@@ -6,7 +6,9 @@
 -- password, plaintext (allow PLAIN without TLS), keepalive (pool size;
 -- the connection goes back to the pool), relays ("port,port,...":
 -- send through one smtp.pool kept by the worker, failing over between
--- those ports on 'host').
+-- those ports on 'host'), engine ("host": nginx's sslhandshake instead of
+-- lua-smtp's TLS), ca (the CA file for lua-smtp's TLS), implicit (TLS
+-- from the start), mech (the only SASL mechanism to use).
 local smtp = require "smtp"
 local ngx = ngx -- luacheck: ignore (the nginx global)
 
@@ -42,6 +44,21 @@ end
 -- requests (a cosocket belongs to its request).
 local pools = {}
 
+-- TLS configs by their options, kept by the worker as an application
+-- would (at module level): connections with the same one resume their
+-- TLS sessions across requests.
+local configs = {}
+
+local function tls_config(args)
+  local key = table.concat({ args.verify or "peer", args.server_name or "", args.ca or "" }, "|")
+  local cfg = configs[key]
+  if not cfg then
+    cfg = smtp.tls_config { verify = args.verify or "peer", server_name = args.server_name, ca_file = args.ca }
+    configs[key] = cfg
+  end
+  return cfg
+end
+
 local function pool_send(args)
   local key = args.host .. "|" .. args.relays
   local pool = pools[key]
@@ -70,13 +87,18 @@ function M.run()
   end
   local opts = {
     host = args.host, port = tonumber(args.port), timeout = tonumber(args.timeout) or 10,
-    transport = ngx.socket.tcp(), local_name = "nginx.test",
+    transport = ngx.socket.tcp(), local_name = "nginx.test", tls_engine = args.engine,
   }
   if args.tls then
-    opts.tls = { verify = args.verify or "peer", server_name = args.server_name }
+    if args.engine == "host" then
+      opts.tls = { verify = args.verify or "peer", server_name = args.server_name }
+    else
+      opts.tls = tls_config(args)
+    end
     opts.tls_peer = args.peer or "localhost"
     if opts.tls_peer == "-" then opts.tls_peer = nil end
     opts.tls_required = true
+    if args.implicit then opts.tls_mode = "implicit" end
   end
   if args.user then opts.user, opts.password = args.user, args.password end
   if args.plaintext then opts.allow_plaintext = true end
@@ -86,7 +108,8 @@ function M.run()
     local client = smtp.connect(opts)
     -- authenticate's 'host' is the EHLO name, not the server's.
     client:authenticate { tls = opts.tls, tls_peer = opts.tls_peer, tls_required = opts.tls_required,
-      user = opts.user, password = opts.password, allow_plaintext = opts.allow_plaintext }
+      user = opts.user, password = opts.password, allow_plaintext = opts.allow_plaintext,
+      mechanisms = args.mech and { args.mech } or nil }
     local report = client:sendmail(msg)
     report.tls = client:tls_info()
     report.authenticated = client:authenticated()
