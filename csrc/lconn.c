@@ -15,8 +15,10 @@
 #include "err.h"
 #include "deadline.h"
 
+#include <errno.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -718,6 +720,40 @@ static int lconn_local_literal(lua_State *L)
     return 1;
 }
 
+/* input_pending() -> false | "data" | "eof" | nil: what arrived that
+ * nobody asked for, without waiting. An idle SMTP session has nothing:
+ * a server that dropped it has sent its FIN (and maybe a 421) by now, so
+ * smtp.pool can skip the RSET round trip (issue 23). nil for a memory
+ * connection: only the host's socket could tell. */
+static int lconn_input_pending(lua_State *L)
+{
+    struct lconn *c = check_conn(L);
+    char b;
+    ssize_t n;
+    if (!conn_is_open(c)) {
+        lua_pushliteral(L, "eof");
+        return 1;
+    }
+    if (c->mem != NULL) {
+        lua_pushnil(L);
+        return 1;
+    }
+    if (c->tls != NULL && smtp_tls_unread(c->tls) > 0) {
+        lua_pushliteral(L, "data");
+        return 1;
+    }
+    do {
+        n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n > 0)
+        lua_pushliteral(L, "data");
+    else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        lua_pushboolean(L, 0);
+    else
+        lua_pushliteral(L, "eof");  /* end of stream, or a reset */
+    return 1;
+}
+
 static int lconn_fileno(lua_State *L)
 {
     lua_pushinteger(L, check_conn(L)->fd);
@@ -752,6 +788,7 @@ static const luaL_Reg lconn_methods[] = {
     {"flush", lconn_flush},
     {"is_closed", lconn_is_closed},
     {"fileno", lconn_fileno},
+    {"input_pending", lconn_input_pending},
     {"local_literal", lconn_local_literal},
     {"feed", lconn_feed},
     {"take_output", lconn_take_output},

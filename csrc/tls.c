@@ -1427,6 +1427,11 @@ void smtp_tls_get_info(const struct smtp_tls *s, struct smtp_tls_info *info)
         info->peer_subject[0] = '\0';
 }
 
+size_t smtp_tls_unread(struct smtp_tls *s)
+{
+    return mbedtls_ssl_get_bytes_avail(&s->ssl);
+}
+
 int smtp_tls_channel_binding(struct smtp_tls *s, const char **type,
                              unsigned char *out, size_t cap, size_t *len,
                              char *err, size_t errlen)

@@ -118,6 +118,9 @@ void smtp_tls_get_info(const struct smtp_tls *s, struct smtp_tls_info *info);
  * Finished message's verify_data) under TLS 1.2. Returns SMTP_OK with
  * *type and out[0..*len) filled, or SMTP_ETLS when this build cannot
  * export either (err says why). cap must be at least 32. */
+/* Plaintext bytes already decrypted and not read yet. */
+size_t smtp_tls_unread(struct smtp_tls *s);
+
 int smtp_tls_channel_binding(struct smtp_tls *s, const char **type,
                              unsigned char *out, size_t cap, size_t *len,
                              char *err, size_t errlen);

@@ -680,6 +680,17 @@ end
 Client.__gc = Client.close
 Client.__close = Client.close
 
+-- Whether anything arrived that no command asked for (smtp.pool, before
+-- reusing an idle session): false when nothing did, "data" or "eof" when
+-- something did, nil when the transport cannot tell without a round trip.
+function Client:_input_pending()
+  if self._closed then return "eof" end
+  if self._parser:buffered() > 0 then return "data" end
+  local t = self._t
+  if not t.input_pending then return nil end
+  return t:input_pending()
+end
+
 --- Whether the connection is closed.
 function Client:closed()
   return self._closed

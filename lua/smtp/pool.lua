@@ -277,8 +277,11 @@ end
 
 -- An idle connection that is young enough, else a new one. One idle for
 -- check_idle_after seconds or more must answer RSET first; failed checks
--- are not tries, the connection is just dropped. Returns the entry and
--- whether it is reused unchecked (then _try may replace it).
+-- are not tries, the connection is just dropped. A young one whose first
+-- write would carry the message is used without RSET only when nothing
+-- arrived while it idled: a server that dropped it has sent its FIN (or
+-- a 421) by now, and the socket says so without a round trip. Returns
+-- the entry and whether it is reused unchecked (then _try may replace it).
 function Pool:_take(srv, opts)
   local idle = srv.idle
   for _ = 1, #idle do
@@ -288,11 +291,18 @@ function Pool:_take(srv, opts)
     if age <= self.idle_timeout and not c:closed() then
       -- A session whose last transaction failed is checked whatever its
       -- age: its state after the failure is the server's word, not ours.
-      if age < self.check_idle_after and not entry.failed and not message_in_first_write(c, opts) then
-        return entry, true
+      local check = true
+      if age < self.check_idle_after and not entry.failed then
+        if not message_in_first_write(c, opts) then return entry, true end
+        local pending = c:_input_pending()
+        if pending == false then return entry, true end
+        -- Something came while it idled (a FIN, a 421): not worth an RSET.
+        if pending ~= nil then check = false end
       end
-      local ok = pcall(c.reset, c)
-      if ok and not c:closed() then return entry, false end
+      if check then
+        local ok = pcall(c.reset, c)
+        if ok and not c:closed() then return entry, false end
+      end
     end
     c:close()
   end

@@ -90,6 +90,7 @@ function Transport:tls_info() return self._conn:tls_info() end
 function Transport:tls_channel_binding() return self._conn:tls_channel_binding() end
 function Transport:is_closed() return self._conn:is_closed() end
 function Transport:fileno() return self._conn:fileno() end
+function Transport:input_pending() return self._conn:input_pending() end
 function Transport:local_literal() return self._conn:local_literal() end
 function Transport:close() return self._conn:close() end
 Transport.__close = Transport.close
