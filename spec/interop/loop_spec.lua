@@ -196,6 +196,35 @@ describe("smtp.loop.luv()", function()
     assert.equal(250, report.reply.code)
     assert.is_true((s:result()))
   end)
+
+  -- luv 1.44 runs its callbacks on the thread that loaded it: loaded in the
+  -- coroutine a wait then resumes, that crashes. A fresh process, as this
+  -- one has luv loaded.
+  it("will not load luv itself inside a coroutine (kind usage); loaded in the main thread first, it may", function()
+    local P, V = require "helpers.proc", require "helpers.luaver"
+    local build = os.getenv("SMTP_BUILD") or "build"
+    local script = [[
+      local smtp = require "smtp"
+      local function from_coroutine()
+        local res
+        coroutine.wrap(function()
+          local ok, err = pcall(smtp.loop.luv)
+          res = ok and "ok" or (err.kind .. ": " .. err.message)
+        end)()
+        return res
+      end
+      print("IN COROUTINE " .. from_coroutine())
+      print("LOADED " .. tostring(package.loaded.luv ~= nil))
+      require "luv"
+      print("AFTER MAIN " .. from_coroutine())
+    ]]
+    local out = P.run(("LUA_PATH=%s LUA_CPATH=%s timeout 30 %s -e %s 2>&1; echo exit=$?"):format(
+      P.q("lua/?.lua;lua/?/init.lua;;"), P.q(build .. "/?.so;;"), V.interpreter, P.q(script)))
+    assert.truthy(out:find("exit=0", 1, true), out)
+    assert.matches("IN COROUTINE usage: smtp.loop.luv: require \"luv\" from the main thread", out, 1, true)
+    assert.matches("LOADED false", out, 1, true)
+    assert.matches("AFTER MAIN ok", out, 1, true)
+  end)
 end)
 
 describe("a plain {wait, sleep} loop table", function()

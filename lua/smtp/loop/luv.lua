@@ -2,6 +2,15 @@
 -- wait is a socket poll handle plus a timer for the deadline, closed as
 -- soon as either fires; the calling coroutine yields until then, so call
 -- from a coroutine (coroutine.wrap(fn)() before uv.run()).
+--
+-- Two rules of luv itself (1.44, Debian 12); breaking either crashes the
+-- process. Require "luv" first from the main thread: luv runs every
+-- callback on the thread that loaded it, even while that coroutine is
+-- suspended (luvit/luv#503; luv 1.50 uses the main thread, on Lua 5.2+).
+-- Keep the module table the first require returned for as long as luv is
+-- used (do not clear package.loaded.luv): libuv's loop lives in that table
+-- and is freed with it, and a later require goes on with the freed loop
+-- (luvit/luv#819).
 local core = require "smtp.core"
 
 local now, coroutine, max, floor = core.now, coroutine, math.max, math.floor
@@ -57,7 +66,14 @@ local function current(what)
 end
 
 function M.new(uv)
-  uv = uv or require "luv"
+  if uv == nil then
+    local co, main = coroutine.running()
+    if package.loaded.luv == nil and co ~= nil and not main then
+      error("require \"luv\" from the main thread before calling smtp.loop.luv() in a coroutine "
+        .. "(luv runs its callbacks on the thread that loaded it), or pass it: smtp.loop.luv(uv)", 0)
+    end
+    uv = require "luv"
+  end
   local loop = {}
 
   function loop.wait(fd, events, deadline)
