@@ -18,21 +18,12 @@ local tostring, error = tostring, error
 
 local M = {}
 
--- Handles and requests in flight, kept reachable until their callbacks
--- have run: luv's collector would otherwise close a timer of a lookup
--- still pending (or run a request's callback from a finalizer).
-local live = {} -- luacheck: ignore 241 (only kept, never read)
-
 local function close(handle, cb)
   if handle:is_closing() then
     if cb then cb() end
     return
   end
-  -- Unreachable only once libuv is done with it.
-  handle:close(function()
-    live[handle] = nil
-    if cb then cb() end
-  end)
+  handle:close(cb)
 end
 
 local function ms_until(deadline)
@@ -44,7 +35,6 @@ end
 -- from now.
 local function start_timer(uv, ms, fn)
   local timer = uv.new_timer()
-  live[timer] = true
   uv.update_time()
   timer:start(ms, 0, fn)
   return timer
@@ -80,7 +70,6 @@ function M.new(uv)
     if deadline and deadline <= now() then return nil, "timeout" end
     local co = current("wait")
     local poll, timer, done = uv.new_socket_poll(fd), nil, false
-    live[poll] = true
     local function finish(ok, err)
       if done then return end
       done = true
@@ -131,7 +120,6 @@ function M.new(uv)
     end
     local req, rerr
     req, rerr = uv.getaddrinfo(host, tostring(port), { socktype = "stream" }, function(err, res)
-      live[req] = nil
       if err then return finish(nil, err) end
       local list = {}
       for _, ai in ipairs(res or {}) do list[#list + 1] = ai.addr end
@@ -139,7 +127,6 @@ function M.new(uv)
       finish(list)
     end)
     if not req then return nil, rerr end
-    live[req] = true
     if deadline then
       timer = start_timer(uv, ms_until(deadline), function()
         -- A lookup already running in libuv's pool cannot be stopped; its
