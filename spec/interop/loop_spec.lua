@@ -5,12 +5,10 @@ local smtp = require "smtp"
 local scripted = require "helpers.scripted"
 
 local has_cqueues, cqueues = pcall(require, "cqueues")
-local _, uv = pcall(require, "luv")
--- Not in this process for now: the luv cases, run in the suite's process
--- after the cqueues ones, crashed lua5.4 (a segfault inside libuv/luv) in 2
--- of 3 full `make test` runs. Open in issue 24; the luv adapter is still
--- exercised in child processes (examples_spec loop_luv.lua, loop_dns_spec).
-local has_luv = false
+-- Through helpers.luv, which keeps luv's first module table (and with it
+-- libuv's loop) alive across busted's per-file insulation.
+local uv = require("helpers.luv").load()
+local has_luv = uv ~= nil
 -- Lua 5.1 (not LuaJIT) cannot yield across pcall: no coroutine loop there.
 local CAN_YIELD = require("smtp.loop").can_yield
 local NO_YIELD = "Lua 5.1 cannot yield across pcall: event loops need 5.2+ or LuaJIT"
@@ -197,6 +195,35 @@ describe("smtp.loop.luv()", function()
     end })
     assert.equal(250, report.reply.code)
     assert.is_true((s:result()))
+  end)
+
+  -- luv 1.44 runs its callbacks on the thread that loaded it: loaded in the
+  -- coroutine a wait then resumes, that crashes. A fresh process, as this
+  -- one has luv loaded.
+  it("will not load luv itself inside a coroutine (kind usage); loaded in the main thread first, it may", function()
+    local P, V = require "helpers.proc", require "helpers.luaver"
+    local build = os.getenv("SMTP_BUILD") or "build"
+    local script = [[
+      local smtp = require "smtp"
+      local function from_coroutine()
+        local res
+        coroutine.wrap(function()
+          local ok, err = pcall(smtp.loop.luv)
+          res = ok and "ok" or (err.kind .. ": " .. err.message)
+        end)()
+        return res
+      end
+      print("IN COROUTINE " .. from_coroutine())
+      print("LOADED " .. tostring(package.loaded.luv ~= nil))
+      require "luv"
+      print("AFTER MAIN " .. from_coroutine())
+    ]]
+    local out = P.run(("LUA_PATH=%s LUA_CPATH=%s timeout 30 %s -e %s 2>&1; echo exit=$?"):format(
+      P.q("lua/?.lua;lua/?/init.lua;;"), P.q(build .. "/?.so;;"), V.interpreter, P.q(script)))
+    assert.truthy(out:find("exit=0", 1, true), out)
+    assert.matches("IN COROUTINE usage: smtp.loop.luv: require \"luv\" from the main thread", out, 1, true)
+    assert.matches("LOADED false", out, 1, true)
+    assert.matches("AFTER MAIN ok", out, 1, true)
   end)
 end)
 

@@ -9,12 +9,10 @@ local cb_peer = require "helpers.cb_peer"
 local tlsver = require "helpers.tlsver"
 
 local has_cqueues, cqueues = pcall(require, "cqueues")
-local _, uv = pcall(require, "luv")
--- Not in this process for now: the luv cases, run in the suite's process
--- after the cqueues ones, crashed lua5.4 (a segfault inside libuv/luv) in 2
--- of 3 full `make test` runs. Open in issue 24; the luv adapter is still
--- exercised in child processes (examples_spec loop_luv.lua, loop_dns_spec).
-local has_luv = false
+-- Through helpers.luv, which keeps luv's first module table (and with it
+-- libuv's loop) alive across busted's per-file insulation.
+local uv = require("helpers.luv").load()
+local has_luv = uv ~= nil
 -- Lua 5.1 (not LuaJIT) cannot yield across pcall (loop_spec checks the refusal).
 if not require("smtp.loop").can_yield then has_cqueues, has_luv = false, false end
 

@@ -2,6 +2,15 @@
 -- wait is a socket poll handle plus a timer for the deadline, closed as
 -- soon as either fires; the calling coroutine yields until then, so call
 -- from a coroutine (coroutine.wrap(fn)() before uv.run()).
+--
+-- Two rules of luv itself (1.44, Debian 12); breaking either crashes the
+-- process. Require "luv" first from the main thread: luv runs every
+-- callback on the thread that loaded it, even while that coroutine is
+-- suspended (luvit/luv#503; luv 1.50 uses the main thread, on Lua 5.2+).
+-- Keep the module table the first require returned for as long as luv is
+-- used (do not clear package.loaded.luv): libuv's loop lives in that table
+-- and is freed with it, and a later require goes on with the freed loop
+-- (luvit/luv#819).
 local core = require "smtp.core"
 
 local now, coroutine, max, floor = core.now, coroutine, math.max, math.floor
@@ -9,21 +18,12 @@ local tostring, error = tostring, error
 
 local M = {}
 
--- Handles and requests in flight, kept reachable until their callbacks
--- have run: luv's collector would otherwise close a timer of a lookup
--- still pending (or run a request's callback from a finalizer).
-local live = {} -- luacheck: ignore 241 (only kept, never read)
-
 local function close(handle, cb)
   if handle:is_closing() then
     if cb then cb() end
     return
   end
-  -- Unreachable only once libuv is done with it.
-  handle:close(function()
-    live[handle] = nil
-    if cb then cb() end
-  end)
+  handle:close(cb)
 end
 
 local function ms_until(deadline)
@@ -35,7 +35,6 @@ end
 -- from now.
 local function start_timer(uv, ms, fn)
   local timer = uv.new_timer()
-  live[timer] = true
   uv.update_time()
   timer:start(ms, 0, fn)
   return timer
@@ -57,14 +56,20 @@ local function current(what)
 end
 
 function M.new(uv)
-  uv = uv or require "luv"
+  if uv == nil then
+    local co, main = coroutine.running()
+    if package.loaded.luv == nil and co ~= nil and not main then
+      error("require \"luv\" from the main thread before calling smtp.loop.luv() in a coroutine "
+        .. "(luv runs its callbacks on the thread that loaded it), or pass it: smtp.loop.luv(uv)", 0)
+    end
+    uv = require "luv"
+  end
   local loop = {}
 
   function loop.wait(fd, events, deadline)
     if deadline and deadline <= now() then return nil, "timeout" end
     local co = current("wait")
     local poll, timer, done = uv.new_socket_poll(fd), nil, false
-    live[poll] = true
     local function finish(ok, err)
       if done then return end
       done = true
@@ -115,7 +120,6 @@ function M.new(uv)
     end
     local req, rerr
     req, rerr = uv.getaddrinfo(host, tostring(port), { socktype = "stream" }, function(err, res)
-      live[req] = nil
       if err then return finish(nil, err) end
       local list = {}
       for _, ai in ipairs(res or {}) do list[#list + 1] = ai.addr end
@@ -123,7 +127,6 @@ function M.new(uv)
       finish(list)
     end)
     if not req then return nil, rerr end
-    live[req] = true
     if deadline then
       timer = start_timer(uv, ms_until(deadline), function()
         -- A lookup already running in libuv's pool cannot be stopped; its
