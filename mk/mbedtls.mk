@@ -52,6 +52,8 @@ MBEDTLS_CFLAGS = $(MBEDTLS_DEFINE) -Ivendor/config \
 MBEDTLS_LIBS = $(MBEDTLS_LIB) -Wl,--gc-sections
 $(OBJS): $(MBEDTLS_CONFIG)
 $(MODULE): $(MBEDTLS_LIB)
+# Built once before the per-Lua sub-makes, which would otherwise race for it.
+$(addprefix build-,$(LUAS)): $(MBEDTLS_LIB)
 else
 # Debian 12's mbedTLS 2.28 ships no .pc file; use one when it exists.
 MBEDTLS_LIBS = $(shell pkg-config --libs mbedtls mbedx509 mbedcrypto 2>/dev/null \
