@@ -43,7 +43,7 @@ describe("rockspec/lua-smtp-scm-1.rockspec", function()
     local core = rockspec().build.modules["smtp.core"]
     local defines = table.concat(core.defines, " ")
     assert.matches('MBEDTLS_CONFIG_FILE="smtp_mbedtls_config.h"', defines, 1, true)
-    local mk = assert(io.open("mk/mbedtls.mk")):read("a")
+    local mk = assert(io.open("mk/mbedtls.mk")):read("*a")
     assert.matches([[MBEDTLS_DEFINE = -DMBEDTLS_CONFIG_FILE='"smtp_mbedtls_config.h"']], mk, 1, true)
     local dirs = {}
     for _, d in ipairs(core.incdirs) do dirs[d] = true end
