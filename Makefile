@@ -7,8 +7,10 @@ LUA_PC ?= $(LUA)
 LUA_CFLAGS ?= $(shell pkg-config --cflags $(LUA_PC) 2>/dev/null)
 GSASL_CFLAGS ?= $(shell pkg-config --cflags libgsasl 2>/dev/null)
 GSASL_LIBS ?= $(shell pkg-config --libs libgsasl 2>/dev/null || echo -lgsasl)
-# Debian 12's mbedTLS 2.28 ships no .pc file; use one when it exists.
-MBEDTLS_LIBS ?= $(shell pkg-config --libs mbedtls mbedx509 mbedcrypto 2>/dev/null || echo -lmbedtls -lmbedx509 -lmbedcrypto)
+# Which mbedTLS (mk/mbedtls.mk): the vendored 3.6 (default) or the system
+# 2.28 (MBEDTLS=system); 3.6 and 2.28 are the old names of the two.
+MBEDTLS ?= vendored
+override MBEDTLS := $(patsubst 3.6,vendored,$(patsubst 2.28,system,$(MBEDTLS)))
 
 CC ?= cc
 WARN = -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wcast-qual \
@@ -20,13 +22,14 @@ CFLAGS_ALL = $(OPT) $(WARN) -std=c99 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 LDFLAGS_ALL = -shared $(EXTRA_LDFLAGS)
 LIBS = $(MBEDTLS_LIBS) $(GSASL_LIBS) -pthread
 
-# The one list of C sources; spec/unit/build_spec.lua checks that the
-# rockspec names the same files.
+# The one list of our C sources; with the vendored mbedTLS sources
+# (mk/mbedtls.mk, `make print-srcs`) spec/unit/build_spec.lua checks that
+# the rockspec names the same files.
 SRCS = $(sort $(wildcard csrc/*.c))
 # Objects do not record which Lua they were built for: another Lua gets
 # its own directory (build/lua5.1, ...), lua5.4 keeps build/. Nor which
-# mbedTLS: MBEDTLS=3.6 (mk/mbedtls36.mk) builds under build/mbedtls36.
-BUILD_ROOT = $(if $(filter 3.6,$(MBEDTLS)),build/mbedtls36,build)
+# mbedTLS: MBEDTLS=system builds under build/system.
+BUILD_ROOT = $(if $(filter system,$(MBEDTLS)),build/system,build)
 BUILD ?= $(if $(filter lua5.4,$(LUA)),$(BUILD_ROOT),$(BUILD_ROOT)/$(LUA))
 OBJS = $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(SRCS))
 HDRS = $(wildcard csrc/*.h)
@@ -73,8 +76,8 @@ lint:
 	$(MAKE) -s CC=clang BUILD=build/lint-clang all
 	@# compat.h paths for the other Luas, -Werror under clang too
 	for l in lua5.3 lua5.1 luajit; do $(MAKE) -s CC=clang LUA=$$l BUILD=build/lint-clang-$$l all || exit 1; done
-	@# the same sources against the pinned mbedTLS 3.6 (mk/mbedtls36.mk)
-	$(MAKE) -s lint-mbedtls36
+	@# the same sources against the system mbedTLS 2.28 (mk/mbedtls.mk)
+	$(MAKE) -s lint-mbedtls-system
 
 demo: deps all
 	sh tools/demo.sh
@@ -89,7 +92,7 @@ check-rockspec:
 	sh tools/check-rockspec.sh
 
 clean-obj:
-	rm -rf build/lint-gcc build/lint-clang build/lint-clang-* build/lint-mbedtls36-*
+	rm -rf build/lint-gcc build/lint-clang build/lint-clang-* build/lint-system-*
 
 clean:
 	rm -rf $(BUILD)

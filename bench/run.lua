@@ -9,8 +9,17 @@
 --   S7 TLS handshakes (issue 16): N messages, a fresh STARTTLS connection
 --      each, to a private Postfix smtpd; lua-smtp with one shared
 --      tls_config (resumption) and with session_cache = false, under the
---      mbedTLS 2.28 and 3.6 builds; curl, one process per message
---   S8 S4's big message over implicit TLS, mbedTLS 3.6 build vs 2.28
+--      default build (vendored mbedTLS 3.6) and the system 2.28 one; curl,
+--      one process per message
+--   S8 S4's big message over implicit TLS (issue 26): the default build,
+--      the system 2.28 one and curl
+--   S10 full TLS handshakes (issue 26): a fresh connection each, implicit
+--      TLS + greeting + EHLO + QUIT to stunnel4 -> smtp-sink, certificate
+--      chain and name checked: lua-smtp (session_cache = false, and a
+--      shared tls_config that resumes) under both builds, Python ssl and
+--      LuaSocket + LuaSec in-process (OpenSSL 3.0); S10 with an RSA-2048
+--      server certificate, S10b with ECDSA P-256. Times are each client's
+--      own (bench/peers/handshake_peer.*): no interpreter start-up.
 --   S9 event loops (issue 24): BENCH_S9_SESSIONS (100) sessions of
 --      BENCH_S9_PER (10) messages each to a server that answers every
 --      command 20 ms late (bench/peers/slow_smtp.py): one session after
@@ -23,9 +32,9 @@
 -- Environment: BENCH_ROUNDS (7), BENCH_S1 (2000), BENCH_S2 (500),
 -- BENCH_S3_MB (100), BENCH_ATT_MB (50), BENCH_S5 (500), BENCH_S7 (200),
 -- BENCH_S7_ROUNDS (3: S7 runs in the first rounds only, its rows are slow),
--- BENCH_BUILD36 (the mbedTLS 3.6 build dir, build/mbedtls36; S8 and S7's
--- 3.6 rows are skipped without its smtp/core.so), BENCH_NO36 (the reason
--- they are skipped, set by mk/bench.mk when the tarball is absent), BENCH_MAX_SECONDS
+-- BENCH_S10 (300 handshakes a run), BENCH_BUILD_SYSTEM (the system
+-- mbedTLS 2.28 build dir, build/system; its rows are skipped without its
+-- smtp/core.so), BENCH_MAX_SECONDS
 -- (540: no new round starts after that), BENCH_OUT (bench/RESULTS.md),
 -- BENCH_ONLY (scenario ids to run, e.g. "S1,S3,S5"; default all: a partial
 -- run is for development and leaves the other rows empty), BENCH_MERGE
@@ -75,20 +84,20 @@ local work = P.tempdir("bench")
 OUT = OUT or (work .. "/RESULTS.md")
 local root = P.run("pwd"):gsub("\n$", "")
 -- The environment of a lua-smtp client: Lua modules from lua/, the C
--- core from the given build dir (BUILD: the system mbedTLS 2.28).
+-- core from the given build dir (BUILD: the vendored mbedTLS 3.6).
 local function luaenv(build)
   return ("env LUA_PATH=%s LUA_CPATH=%s "):format(
     q(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;"), q(root .. "/" .. build .. "/?.so;;"))
 end
 local LUAENV = luaenv(BUILD)
--- The mbedTLS 3.6 build (issue 16), for S7's 3.6 rows and S8.
-local BUILD36 = os.getenv("BENCH_BUILD36") or "build/mbedtls36"
-local NO36 = os.getenv("BENCH_NO36")
-if NO36 == "" then NO36 = nil end
-if not NO36 and not P.exists(BUILD36 .. "/smtp/core.so") then
-  NO36 = ("SKIPPED: no mbedTLS 3.6 build in %s (make MBEDTLS=3.6 BUILD=%s all)"):format(BUILD36, BUILD36)
+-- The system mbedTLS 2.28 build (issue 26), for the 2.28 rows of S7, S8, S10.
+local BUILD_SYS = os.getenv("BENCH_BUILD_SYSTEM") or "build/system"
+local LUAENV_SYS = P.exists(BUILD_SYS .. "/smtp/core.so") and luaenv(BUILD_SYS) or nil
+if not LUAENV_SYS then
+  io.stderr:write(("bench: no system mbedTLS 2.28 build in %s (make MBEDTLS=system): its rows are left out\n")
+    :format(BUILD_SYS))
 end
-local LUAENV36 = not NO36 and luaenv(BUILD36) or nil
+local N10 = env_num("BENCH_S10", 300)
 
 local function log(fmt, ...)
   io.stderr:write(("[bench %5.1fs] "):format(core.now() - started), fmt:format(...), "\n")
@@ -206,24 +215,44 @@ do
   assert(fast_pid, "fastsink did not start: " .. (P.read_file(work .. "/fastsink.log") or ""))
 end
 
-local tls_port, tls_fast_port, tunnel_pid
+-- S10's certificates: a CA and a localhost leaf it signed, one pair per
+-- key type, so that every client checks a real chain and name.
+local hs_pki = {}
+for _, kt in ipairs({ { "rsa", "-newkey rsa:2048" }, { "ec", "-newkey ec -pkeyopt ec_paramgen_curve:P-256" } }) do
+  local t, d = kt[1], work .. "/hs-" .. kt[1]
+  P.run(("mkdir -p %s && cd %s && openssl req -x509 %s -nodes -days 2 -subj /CN=bench-ca-%s -keyout ca.key "
+    .. "-out ca.crt -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null "
+    .. "&& openssl req %s -nodes -subj /CN=localhost -keyout leaf.key -out leaf.csr 2>/dev/null "
+    .. "&& printf 'subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n' >ext "
+    .. "&& openssl x509 -req -in leaf.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile ext "
+    .. "-out leaf.crt 2>/dev/null"):format(q(d), q(d), kt[2], t, kt[2]))
+  hs_pki[t] = { ca = d .. "/ca.crt", cert = d .. "/leaf.crt", key = d .. "/leaf.key" }
+end
+
+local tls_port, tls_fast_port, tunnel_pid, hs_rsa_port, hs_ec_port
 local key, cert = work .. "/tls.key", work .. "/tls.crt"
 do
   P.run(("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
     .. "-subj /CN=localhost -keyout %s -out %s"):format(q(key), q(cert)))
   for _ = 1, 3 do
     tls_port, tls_fast_port = P.free_port(), P.free_port()
+    hs_rsa_port, hs_ec_port = P.free_port(), P.free_port()
     local conf = write(work .. "/stunnel.conf", table.concat({
       "foreground = yes", "pid =", "debug = 3", "",
       "[smtps]", "accept = 127.0.0.1:" .. tls_port, "connect = 127.0.0.1:" .. sink_port,
       "cert = " .. cert, "key = " .. key, "",
       "[smtps-fast]", "accept = 127.0.0.1:" .. tls_fast_port, "connect = 127.0.0.1:" .. fast_port,
       "cert = " .. cert, "key = " .. key, "",
+      "[hs-rsa]", "accept = 127.0.0.1:" .. hs_rsa_port, "connect = 127.0.0.1:" .. sink_port,
+      "cert = " .. hs_pki.rsa.cert, "key = " .. hs_pki.rsa.key, "",
+      "[hs-ec]", "accept = 127.0.0.1:" .. hs_ec_port, "connect = 127.0.0.1:" .. sink_port,
+      "cert = " .. hs_pki.ec.cert, "key = " .. hs_pki.ec.key, "",
     }, "\n"))
     tunnel_pid = P.spawn("/usr/bin/stunnel4 " .. q(conf), work .. "/stunnel.log")
     P.watchdog("kill " .. tunnel_pid, tunnel_pid)
     if P.wait_for(10, function()
-      return (P.listening(tls_port) and P.listening(tls_fast_port)) or not P.alive(tunnel_pid)
+      return (P.listening(tls_port) and P.listening(tls_fast_port) and P.listening(hs_rsa_port)
+        and P.listening(hs_ec_port)) or not P.alive(tunnel_pid)
     end)
       and P.alive(tunnel_pid) then break end
     P.terminate(tunnel_pid, 2)
@@ -334,17 +363,57 @@ local curl_one = ("curl -sS --ssl-reqd --insecure --mail-from %s --mail-rcpt %s 
 local curl_s7 = ("sh -c %s"):format(q(("i=0; while [ $i -lt %d ]; do %s || exit 1; i=$((i+1)); done; echo ok %d 0")
   :format(N7, curl_one, N7)))
 local s7_clients = {
-  { name = "lua-smtp, one shared tls_config (resumption), mbedTLS 2.28", ref = true, cmd = lua_s7(LUAENV, true) },
-  { name = "lua-smtp, session_cache = false (full handshakes), mbedTLS 2.28", cmd = lua_s7(LUAENV, false) },
+  { name = "lua-smtp, one shared tls_config (resumption), mbedTLS 3.6", ref = true, cmd = lua_s7(LUAENV, true) },
+  { name = "lua-smtp, session_cache = false (full handshakes), mbedTLS 3.6", cmd = lua_s7(LUAENV, false) },
 }
-if LUAENV36 then
-  s7_clients[#s7_clients + 1] = { name = "lua-smtp, one shared tls_config (resumption), mbedTLS 3.6",
-    cmd = lua_s7(LUAENV36, true) }
-  s7_clients[#s7_clients + 1] = { name = "lua-smtp, session_cache = false (full handshakes), mbedTLS 3.6",
-    cmd = lua_s7(LUAENV36, false) }
+if LUAENV_SYS then
+  s7_clients[#s7_clients + 1] = { name = "lua-smtp, one shared tls_config (resumption), mbedTLS 2.28",
+    cmd = lua_s7(LUAENV_SYS, true) }
+  s7_clients[#s7_clients + 1] = { name = "lua-smtp, session_cache = false (full handshakes), mbedTLS 2.28",
+    cmd = lua_s7(LUAENV_SYS, false) }
 end
 s7_clients[#s7_clients + 1] = { name = ("curl --ssl-reqd, %d processes (process start-up included)"):format(N7),
   cmd = curl_s7, curl = true }
+
+-- S8: TLS bulk, both builds and curl, to the same stunnel -> fastsink.
+local function lua_file_tls(env)
+  return env .. ("lua5.4 bench/peers/luasmtp.lua file 127.0.0.1 %d 1 %s tls"):format(tls_fast_port, q(BIG))
+end
+local s8_clients = {
+  { name = "lua-smtp sendmail(file) (TLS), mbedTLS 3.6", ref = true, cmd = lua_file_tls(LUAENV) },
+}
+if LUAENV_SYS then
+  s8_clients[#s8_clients + 1] = { name = "lua-smtp sendmail(file) (TLS), mbedTLS 2.28", cmd = lua_file_tls(LUAENV_SYS) }
+end
+s8_clients[#s8_clients + 1] = { name = "curl smtps://", cmd = "curl -K " .. q(CURL_S3_TLS) }
+
+-- S10: full handshakes per connection, timed inside each client.
+local function s10_group(id, keyname, port)
+  local t = keyname:find("RSA") and "rsa" or "ec"
+  local function hs_lua(env, mode)
+    return env .. ("lua5.4 bench/peers/handshake_peer.lua %s 127.0.0.1 %d %d %s localhost")
+      :format(mode, port, N10, q(hs_pki[t].ca))
+  end
+  local clients = {
+    { name = "lua-smtp, session_cache = false (full), mbedTLS 3.6", ref = true, raw = true,
+      cmd = hs_lua(LUAENV, "smtp") },
+    { name = "lua-smtp, shared tls_config (resumed), mbedTLS 3.6", raw = true, cmd = hs_lua(LUAENV, "smtp-resume") },
+  }
+  if LUAENV_SYS then
+    clients[#clients + 1] = { name = "lua-smtp, session_cache = false (full), mbedTLS 2.28", raw = true,
+      cmd = hs_lua(LUAENV_SYS, "smtp") }
+    clients[#clients + 1] = { name = "lua-smtp, shared tls_config (resumed), mbedTLS 2.28", raw = true,
+      cmd = hs_lua(LUAENV_SYS, "smtp-resume") }
+  end
+  clients[#clients + 1] = { name = "Python ssl (OpenSSL)", raw = true, python = true,
+    cmd = ("%s bench/peers/handshake_peer.py 127.0.0.1 %d %d %s localhost"):format(PY, port, N10, q(hs_pki[t].ca)) }
+  if os.execute("lua5.4 -e 'require \"ssl\"' 2>/dev/null") == true then
+    clients[#clients + 1] = { name = "LuaSocket + LuaSec (OpenSSL)", raw = true, cmd = hs_lua(LUAENV, "luasec") }
+  end
+  return { id = id, title = ("%s: %d full TLS handshakes, a fresh connection each (implicit TLS + EHLO, "
+    .. "stunnel4 -> smtp-sink, %s server certificate, chain and name checked)"):format(id, N10, keyname),
+    unit = "conn/s", work = N10, tls = true, clients = clients }
+end
 
 local has_pool = os.execute(LUAENV .. "lua5.4 -e 'assert(require(\"smtp\").pool)' 2>/dev/null") == true
 local RELAYS = ("%d,%d,%d"):format(sink_port, relay2_port, relay3_port)
@@ -428,15 +497,12 @@ local groups = {
   { id = "S7",
     title = ("S7: TLS handshakes: %d messages, a fresh STARTTLS connection per message (Postfix smtpd)"):format(N7),
     unit = "msg/s", work = N7, tls = true, skip = s7_skip, clients = s7_clients, rounds = S7_ROUNDS },
-  { id = "S8", title = "S8: S4's text message over implicit TLS (stunnel4 -> fastsink), mbedTLS 3.6 vs 2.28",
-    unit = "MB/s", work = BIG_SIZE, rss = true, tls = true, skip = NO36,
-    clients = {
-      { name = "lua-smtp sendmail(file) (TLS), mbedTLS 2.28", ref = true,
-        cmd = lua_smtp("file", tls_fast_port, 1, BIG, true) },
-      { name = "lua-smtp sendmail(file) (TLS), mbedTLS 3.6",
-        cmd = LUAENV36 and (LUAENV36 .. ("lua5.4 bench/peers/luasmtp.lua file 127.0.0.1 %d 1 %s tls")
-          :format(tls_fast_port, q(BIG))) },
-    } },  { id = "S9", title = ("S9: %d sessions x %d messages, every reply 20 ms late (event loops, one thread)")
+  { id = "S8", title = ("S8: TLS bulk: one %d MiB text message over implicit TLS (stunnel4 -> fastsink), "
+      .. "mbedTLS 3.6 (default), 2.28 (system), curl"):format(S3_MB),
+    unit = "MB/s", work = BIG_SIZE, rss = true, tls = true, clients = s8_clients },
+  s10_group("S10", "RSA-2048", hs_rsa_port),
+  s10_group("S10b", "ECDSA P-256", hs_ec_port),
+  { id = "S9", title = ("S9: %d sessions x %d messages, every reply 20 ms late (event loops, one thread)")
     :format(S9_SESSIONS, S9_PER), unit = "msg/s", work = S9_SESSIONS * S9_PER, rounds = S9_ROUNDS,
     clients = s9_clients },
 }
@@ -641,15 +707,23 @@ if selected("S7") and s7_postfix then
 end
 
 -- S4's cipher ceiling: a TLS client cannot send faster than its library
--- seals records. mbedTLS (lua-smtp) by bench/tools/aead_speed.c, OpenSSL
--- (curl, stunnel4) by `openssl speed`, 16 KiB records, one core each.
+-- seals records. mbedTLS by bench/tools/aead_speed.c (the vendored 3.6
+-- that lua-smtp links by default, with our configuration, and the system
+-- 2.28), OpenSSL (curl, stunnel4) by `openssl speed`, 16 KiB records, one
+-- core each.
 local ciphers = {}
 if selected("S4") then
-  local exe = BUILD .. "/bench-aead-speed"
-  if P.try(("cc -O2 -Wall -Wextra -std=c99 -o %s bench/tools/aead_speed.c -lmbedcrypto"):format(q(exe))) then
-    local _, o = P.try(q(exe) .. " 1")
-    for name, rate in (o or ""):gmatch("(%S+) ([%d%.]+)\n") do
-      ciphers[#ciphers + 1] = { lib = "mbedTLS (lua-smtp)", name = name, rate = tonumber(rate) }
+  local vendored = "-DMBEDTLS_CONFIG_FILE='\"smtp_mbedtls_config.h\"' -Ivendor/config -Ivendor/mbedtls/include "
+    .. "-Ivendor/mbedtls/3rdparty/everest/include build/mbedtls-lib/cc/libsmtp_mbedtls.a"
+  for _, lib in ipairs({ { "mbedTLS 3.6 (lua-smtp, vendored)", vendored, "3.6" },
+                         { "mbedTLS 2.28 (system)", "-lmbedcrypto", "2.28" } }) do
+    local exe = BUILD .. "/bench-aead-speed-" .. lib[3]
+    if P.try(("make -s mbedtls-lib >/dev/null && cc -O2 -Wall -Wextra -std=c99 -o %s bench/tools/aead_speed.c %s")
+      :format(q(exe), lib[2])) then
+      local _, o = P.try(q(exe) .. " 1")
+      for name, rate in (o or ""):gmatch("(%S+) ([%d%.]+)\n") do
+        ciphers[#ciphers + 1] = { lib = lib[1], name = name, rate = tonumber(rate) }
+      end
     end
   end
   for _, evp in ipairs({ "aes-128-gcm", "aes-256-gcm", "chacha20-poly1305" }) do
@@ -757,7 +831,28 @@ for _, g in ipairs(groups) do
   elseif g.id == "S8" then
     g.after = function(f)
       out("")
-      out(("- mbedTLS 3.6 / 2.28 (median MB/s): %s"):format(rate_ratio(f, g.clients[2].name, g.clients[1].name)))
+      out(("- lua-smtp (mbedTLS 3.6) / curl: %s; mbedTLS 3.6 / 2.28: %s (medians, MB/s)"):format(
+        rate_ratio(f, g.clients[1].name, "curl smtps://"),
+        rate_ratio(f, g.clients[1].name, "lua-smtp sendmail(file) (TLS), mbedTLS 2.28")))
+    end
+  elseif g.id == "S10" or g.id == "S10b" then
+    g.after = function(f)
+      out("")
+      out("Milliseconds per connection (connect + TLS + greeting + EHLO + QUIT), medians; time ratios:")
+      out("")
+      for _, c in ipairs(g.clients) do
+        if f[c.name] and f[c.name].median then
+          out(("- %s: %.2f ms"):format(c.name, 1000 / f[c.name].median))
+        end
+      end
+      local py = "Python ssl (OpenSSL)"
+      for _, b in ipairs({ "3.6", "2.28" }) do
+        local full = "lua-smtp, session_cache = false (full), mbedTLS " .. b
+        if f[full] and f[py] then
+          out(("- full handshake, lua-smtp mbedTLS %s / Python ssl: %s (below 1: lua-smtp is faster)")
+            :format(b, rate_ratio(f, py, full)))
+        end
+      end
     end
   end
 end
@@ -932,9 +1027,10 @@ local versions = {
   { "curl", first_line("curl --version") },
   { "stunnel", first_line("stunnel4 -version 2>&1 | grep -m1 stunnel") },
   { "OpenSSL", first_line("openssl version") },
-  { "mbedTLS (lua-smtp)", first_line("dpkg-query -W -f '${Version}' libmbedtls-dev 2>/dev/null") },
-  { "mbedTLS (lua-smtp, S7 and S8 3.6 rows)", NO36 or (BUILD36 .. ", " .. first_line(
-    "ls -d build/mbedtls-3.* 2>/dev/null | sed 's|.*/mbedtls-||'")) },
+  { "mbedTLS (lua-smtp, default build)", first_line("head -n 1 vendor/mbedtls/VERSION")
+    .. " vendored, vendor/config/smtp_mbedtls_config.h" },
+  { "mbedTLS (lua-smtp, 2.28 rows)", LUAENV_SYS and (BUILD_SYS .. ", Debian "
+    .. first_line("dpkg-query -W -f '${Version}' libmbedtls-dev 2>/dev/null")) or "no system build" },
   { "kernel", first_line("uname -srm") },
   { "CPU", first_line("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2") .. ", "
       .. first_line("nproc") .. " cores" },
@@ -945,7 +1041,7 @@ local md = {
   "Written by `make bench` (bench/run.lua); do not edit by hand.",
   "",
   "- Command: `make bench` (" .. ("BENCH_ROUNDS=%d BENCH_S1=%d BENCH_S2=%d BENCH_S3_MB=%d BENCH_ATT_MB=%d BENCH_S5=%d"
-    .. " BENCH_S7=%d BENCH_S7_ROUNDS=%d"):format(ROUNDS, N1, N2, S3_MB, ATT_MB, N5, N7, S7_ROUNDS)
+    .. " BENCH_S7=%d BENCH_S7_ROUNDS=%d BENCH_S10=%d"):format(ROUNDS, N1, N2, S3_MB, ATT_MB, N5, N7, S7_ROUNDS, N10)
     .. ((ONLY or "") ~= "" and (" BENCH_ONLY=" .. ONLY) or "") .. ")",
   "- Date: " .. os.date("!%Y-%m-%d %H:%M UTC"),
   ("- Rounds: %d of %d, interleaved (every client once per round, order rotated; S7 in the first %d only);")
@@ -954,12 +1050,14 @@ local md = {
   "- Everything on loopback: smtp-sink (Postfix) as the server for S1, S2, S4 and S5; bench/tools/fastsink.c",
   "  (a discarding server reading 1 MiB at a time, PIPELINING + CHUNKING) for S3, since smtp-sink parses DATA",
   "  line by line and caps far below loopback TCP (its ceiling is in the S3 table); stunnel4 (implicit TLS) in front",
-  ("  of either for S4: curl negotiated %s, lua-smtp (mbedTLS 2.28) %s;")
+  ("  of either for S4: curl negotiated %s, lua-smtp (mbedTLS 3.6) %s;")
     :format(negotiated.curl or "(not probed)", negotiated.lua or "(not probed)"),
   "  S5's CHUNKING rows use a private Postfix smtpd (spec/helpers/servers.lua). S7 (issue 16): another private",
   "  Postfix smtpd, STARTTLS (smtpd_tls_security_level = may, session tickets and session-ID cache on), the bench",
   "  certificate (EC P-256, self-signed), every message passed on to smtp-sink at once (smtpd_proxy_filter).",
-  "  S8 runs S4's big message under lua-smtp's two builds: mbedTLS 2.28 (system, TLS 1.2) and the pinned 3.6.",
+  "  S8 runs S4's big message under lua-smtp's two builds (vendored mbedTLS 3.6, system 2.28) and curl. S10, S10b",
+  "  (issue 26): stunnel4 -> smtp-sink with a CA-signed localhost certificate (RSA-2048, ECDSA P-256); every",
+  "  client checks chain and name; times are the clients' own (no interpreter start-up).",
   "- Times are wall clock around each client process, interpreter start-up included (Python's is about 20 ms),",
   "  except the rows marked self-timed or ceiling, which time their own transfer. MB = 10^6 bytes of message file.",
   "- client CPU: user + system of the client process (/usr/bin/time); server CPU: smtp-sink + fastsink + stunnel4",

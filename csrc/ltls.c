@@ -21,7 +21,7 @@ static struct ltls_config *check_config(lua_State *L, int idx)
 static const char *const option_names[] = {
     "verify", "ca_file", "ca_path", "ca_pem", "cert_file", "key_file",
     "cert_pem", "key_pem", "key_password", "min_version", "max_version", "server_name",
-    "session_cache", NULL
+    "session_cache", "ciphersuites", "groups", NULL
 };
 
 /* Reads opts[name] as a string (with its length) or NULL when absent;
@@ -69,6 +69,41 @@ static int read_version(lua_State *L, const char *name, int *minor)
     }
     *minor = v[2] - '0';
     lua_pop(L, 1);
+    return 0;
+}
+
+/* opts[name] as a list of names ({"TLS_AES_128_GCM_SHA256", ...}) into
+ * *list / *n, left empty when absent. The array lives in a userdata left
+ * on the stack; the strings are the table's own. Returns 1 with a usage
+ * failure pushed. */
+static int read_names(lua_State *L, const char *name, const char *const **list, size_t *n)
+{
+    const char **a;
+    size_t len, i;
+    lua_getfield(L, 1, name);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    len = lua_type(L, -1) == LUA_TTABLE ? (size_t)lua_rawlen(L, -1) : 0;
+    if (len == 0) {
+        usage(L, "TLS option '%s' must be a non-empty list of IANA names", name);
+        return 1;
+    }
+    a = lua_newuserdatauv(L, len * sizeof *a, 0);
+    lua_insert(L, -2);      /* the array stays below the list */
+    for (i = 0; i < len; i++) {
+        lua_rawgeti(L, -1, (lua_Integer)i + 1);
+        if (lua_type(L, -1) != LUA_TSTRING) {
+            usage(L, "TLS option '%s' must be a list of IANA names (strings)", name);
+            return 1;
+        }
+        a[i] = lua_tostring(L, -1);     /* the opts table keeps it alive */
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    *list = a;
+    *n = len;
     return 0;
 }
 
@@ -149,7 +184,9 @@ static int read_options(lua_State *L, struct smtp_tls_options *o)
                      luaL_tolstring(L, -1, NULL));
     lua_pop(L, 1);
 
-    if (read_version(L, "min_version", &o->min_version) || read_version(L, "max_version", &o->max_version))
+    if (read_version(L, "min_version", &o->min_version) || read_version(L, "max_version", &o->max_version)
+        || read_names(L, "ciphersuites", &o->ciphersuites, &o->n_ciphersuites)
+        || read_names(L, "groups", &o->groups, &o->n_groups))
         return 3;
     if (o->max_version >= 0 && o->min_version > o->max_version) {
         lua_pushnil(L);
@@ -281,7 +318,7 @@ void ltls_push_info(lua_State *L, const struct smtp_tls *s)
 {
     struct smtp_tls_info info;
     smtp_tls_get_info(s, &info);
-    lua_createtable(L, 0, 5);
+    lua_createtable(L, 0, 6);
     lua_pushstring(L, info.version);
     lua_setfield(L, -2, "version");
     lua_pushstring(L, info.cipher);
@@ -292,6 +329,10 @@ void ltls_push_info(lua_State *L, const struct smtp_tls *s)
     lua_setfield(L, -2, "peer_verified");
     lua_pushboolean(L, info.resumed);
     lua_setfield(L, -2, "resumed");
+    if (info.group != NULL) {
+        lua_pushstring(L, info.group);
+        lua_setfield(L, -2, "group");
+    }
 }
 
 static const luaL_Reg ltls_methods[] = {

@@ -6,6 +6,7 @@
  * against iPAddress SANs here, because mbedTLS 2.28 does not (3.6 would;
  * one path serves both). TLS 1.2 with 2.28; 1.2 and 1.3 with 3.6. */
 #include "tls.h"
+#include "tls_names.h"
 #include "net.h"
 #include "membio.h"
 #include "err.h"
@@ -121,6 +122,7 @@ struct smtp_tls_config {
     mbedtls_pk_context key;
     mbedtls_ssl_config conf;
     int *suites;            /* conf keeps a pointer to this list */
+    struct smtp_tls_names *names;   /* ... and to these (user's suites, groups) */
     int session_cache;
     uint64_t cache_clock;
     struct tls_cached cache[TLS_CACHE_SLOTS];
@@ -189,6 +191,7 @@ static void config_free(struct smtp_tls_config *cfg)
     mbedtls_entropy_free(&cfg->entropy);
     free(cfg->server_name);
     free(cfg->suites);
+    smtp_tls_names_free(cfg->names);
     free(cfg);
 }
 
@@ -495,6 +498,10 @@ int smtp_tls_config_new(struct smtp_tls_config **out, const struct smtp_tls_opti
         goto fail;
     }
     mbedtls_ssl_conf_ciphersuites(&cfg->conf, cfg->suites);
+    rc = smtp_tls_names_apply(&cfg->conf, o->ciphersuites, o->n_ciphersuites, o->groups,
+                              o->n_groups, &cfg->names, err, errlen);
+    if (rc != SMTP_OK)
+        goto fail;
 #if defined(MBEDTLS_SSL_TLS1_3_SIGNAL_NEW_SESSION_TICKETS_ENABLED)
     /* 3.6 drops TLS 1.3 tickets unless asked to hand them over. */
     if (o->session_cache)
@@ -880,6 +887,12 @@ static int is_want(int ret)
 
 static int wait_io(struct smtp_tls *s, int ret, int64_t deadline)
 {
+    /* mbedTLS also says WANT_READ after a record that carried no data for
+     * the caller (a TLS 1.3 ticket): bytes it holds, or that a memory
+     * connection holds, are read by calling again, not by waiting. */
+    if (ret == MBEDTLS_ERR_SSL_WANT_READ
+        && (mbedtls_ssl_check_pending(&s->ssl) || (s->mem != NULL && smtp_membio_unread(s->mem) > 0)))
+        return SMTP_OK;
     /* Only the host can wait for a memory connection's bytes. */
     if (s->mem != NULL)
         return ret == MBEDTLS_ERR_SSL_WANT_WRITE ? SMTP_EWANTWRITE : SMTP_EWANTREAD;
@@ -1421,6 +1434,7 @@ void smtp_tls_get_info(const struct smtp_tls *s, struct smtp_tls_info *info)
     info->peer_subject[0] = '\0';
     info->peer_verified = s->verified;
     info->resumed = s->resumed;
+    info->group = smtp_tls_hello_group(s->hello, s->hello_used);
     peer = mbedtls_ssl_get_peer_cert(&s->ssl);
     if (peer != NULL && mbedtls_x509_dn_gets(info->peer_subject, sizeof info->peer_subject,
                                              &peer->subject) < 0)

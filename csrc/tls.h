@@ -37,6 +37,9 @@ struct smtp_tls_options {
     int min_version, max_version;
     const char *server_name;
     int session_cache;          /* resume sessions across connections */
+    /* IANA names in the user's order (tls_names.c); 0 names: ours. */
+    const char *const *ciphersuites, *const *groups;
+    size_t n_ciphersuites, n_groups;
 };
 
 /* Builds a configuration (seeds its own entropy + CTR_DRBG once). Returns
@@ -109,6 +112,7 @@ struct smtp_tls_info {
     char peer_subject[512];     /* "CN=localhost", "" without a certificate */
     int peer_verified;          /* chain and name checked and accepted */
     int resumed;                /* abbreviated handshake (cached session) */
+    const char *group;          /* "x25519" (TLS 1.3 key share), NULL if unknown */
 };
 
 void smtp_tls_get_info(const struct smtp_tls *s, struct smtp_tls_info *info);

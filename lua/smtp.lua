@@ -176,12 +176,16 @@ end
 
 --- A reusable TLS configuration (mbedTLS). See SPEC section 3.
 -- `min_version`/`max_version` ("1.2", "1.3") bound the protocol; TLS 1.3
--- needs the mbedTLS 3.6 build (kind `tls` otherwise). The object keeps
--- the last TLS session per server, so the next connection made with it
--- resumes (abbreviated handshake); `session_cache = false` turns that off.
+-- needs the mbedTLS 3.6 build, the default (kind `tls` under
+-- MBEDTLS=system). The object keeps the last TLS session per server, so
+-- the next connection made with it resumes (abbreviated handshake);
+-- `session_cache = false` turns that off.
+-- `ciphersuites` and `groups` are lists of IANA names in the order wanted
+-- (e.g. {"TLS_AES_128_GCM_SHA256"}, {"x25519", "secp256r1"}); one this
+-- build lacks is kind `usage`.
 -- @tparam table opts `verify`, `ca_file`, `ca_path`, `ca_pem`, `cert_file`,
 -- `key_file`, `cert_pem`, `key_pem`, `key_password`, `min_version`,
--- `max_version`, `server_name`, `session_cache`
+-- `max_version`, `server_name`, `session_cache`, `ciphersuites`, `groups`
 function smtp.tls_config(opts)
   if type(opts) ~= "table" then usage("smtp.tls_config expects a table of options") end
   if not core.tls_config then

@@ -53,8 +53,11 @@ function M.receiveany()
   end
   function s:receiveany(max)
     if not self.sock then return nil, "closed" end
-    local ready = socket.select({ self.sock }, nil, self.timeout)
-    if #ready == 0 then return nil, "timeout" end
+    -- LuaSocket may hold bytes it read ahead: select sees only the kernel's.
+    if not self.sock:dirty() then
+      local ready = socket.select({ self.sock }, nil, self.timeout)
+      if #ready == 0 then return nil, "timeout" end
+    end
     self.sock:settimeout(0)
     local data, err, partial = self.sock:receive(max)
     self.sock:settimeout(self.timeout)

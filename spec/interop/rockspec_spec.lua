@@ -13,7 +13,7 @@ describe("luarocks make #interop", function()
       return
     end
     local dir = P.tempdir("rockspec")
-    P.run("mkdir -p " .. P.q(dir) .. "/src && cp -r csrc lua rockspec bin " .. P.q(dir) .. "/src/")
+    P.run("mkdir -p " .. P.q(dir) .. "/src && cp -r csrc lua rockspec bin vendor " .. P.q(dir) .. "/src/")
     local ok, out = P.try(("cd %s/src && luarocks --lua-version=%s make --tree=%s/tree rockspec/lua-smtp-scm-1.rockspec")
       :format(P.q(dir), ABI, P.q(dir)))
     assert.is_true(ok, out)

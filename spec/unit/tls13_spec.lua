@@ -1,5 +1,5 @@
 -- TLS versions (issue 16): with smtp.core built against mbedTLS 3.6
--- (`make MBEDTLS=3.6`) TLS 1.3 is negotiated with independent peers --
+-- (the default build, issue 26) TLS 1.3 is negotiated with independent peers --
 -- Python's ssl module and `openssl s_server`, each reporting the version
 -- from its own side -- min_version/max_version pin the range, and the
 -- certificate rules of tls_spec.lua hold under each pinned version. Under

@@ -197,8 +197,11 @@ describe("smtp.core TLS #tls", function()
       assert.equal("ping with three parts", read_line(c))
       local info = c:tls_info()
       assert.same({ version = info.version, peer_subject = "CN=localhost", peer_verified = true,
-                    cipher = info.cipher, resumed = false }, info)
+                    cipher = info.cipher, resumed = false, group = info.group }, info)
       assert.matches("^TLSv1%.[23]$", info.version)
+      -- The key share group: named under TLS 1.3 (our first choice, which
+      -- Python's OpenSSL takes), unknown under 1.2.
+      assert.equal(info.version == "TLSv1.3" and "x25519" or nil, info.group)
       assert.matches("GCM", info.cipher)   -- this peer keeps its own order: AES-GCM
       c:close()
     end)
