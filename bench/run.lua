@@ -13,6 +13,10 @@
 --      one process per message
 --   S8 S4's big message over implicit TLS (issue 26): the default build,
 --      the system 2.28 one and curl
+--   S11 lua-smtp inside nginx (issue 27): TLS bulk and full handshakes over
+--      a cosocket, lua-smtp's own TLS vs nginx's sslhandshake (tls_engine
+--      = "host"), one HTTP request per run (bench/peers/nginx/); skipped
+--      without nginx's lua module. Needs the LuaJIT build (make build-luajit).
 --   S10 full TLS handshakes (issue 26): a fresh connection each, implicit
 --      TLS + greeting + EHLO + QUIT to stunnel4 -> smtp-sink, certificate
 --      chain and name checked: lua-smtp (session_cache = false, and a
@@ -388,6 +392,55 @@ end
 s8_clients[#s8_clients + 1] = { name = "curl smtps://", cmd = "curl -K " .. q(CURL_S3_TLS) }
 
 -- S10: full handshakes per connection, timed inside each client.
+-- S11: lua-smtp in nginx (one worker), through ngx.socket.tcp(), with
+-- lua-smtp's TLS and with nginx's (tls_engine = "host"). Each run is one
+-- HTTP request that does the whole work; its wall time is the measure.
+local NGINX, NGINX_LUA = "/usr/sbin/nginx", "/usr/lib/nginx/modules/ngx_http_lua_module.so"
+local nginx_port, nginx_pid, s11_skip
+local LUAJIT_BUILD = os.getenv("BENCH_BUILD_LUAJIT") or "build/luajit"
+if (selected("S11") or selected("S11b")) then
+  if not (P.exists(NGINX) and P.exists(NGINX_LUA)) then
+    s11_skip = "skipped: nginx with the lua module is not installed"
+  elseif not P.exists(LUAJIT_BUILD .. "/smtp/core.so") then
+    s11_skip = "skipped: no LuaJIT build at " .. LUAJIT_BUILD .. " (make build-luajit)"
+  else
+    local prefix = work .. "/nginx"
+    P.run("mkdir -p " .. q(prefix .. "/tmp"))
+    nginx_port = P.free_port()
+    local conf = P.read_file("bench/peers/nginx/nginx.conf.tmpl"):gsub("@(%u+)@", {
+      PREFIX = prefix, ROOT = root, BUILD = LUAJIT_BUILD, PORT = tostring(nginx_port) })
+    P.write_file(prefix .. "/nginx.conf", conf)
+    nginx_pid = P.spawn(("%s -p %s -c %s -e %s"):format(NGINX, q(prefix), q(prefix .. "/nginx.conf"),
+      q(prefix .. "/stderr.log")), prefix .. "/out.log")
+    P.watchdog("kill " .. nginx_pid, nginx_pid)
+    if not (P.wait_for(10, function() return P.listening(nginx_port) or not P.alive(nginx_pid) end)
+        and P.alive(nginx_pid)) then
+      s11_skip = "skipped: nginx did not start: " .. tostring(P.read_file(prefix .. "/stderr.log")):sub(1, 300)
+      nginx_pid = nil
+    end
+  end
+end
+
+local function s11_group(id, mode)
+  local function req(engine)
+    local url = ("http://127.0.0.1:%d/bench?engine=%s&mode=%s&port=%d&n=%d&file=%s"):format(nginx_port or 0,
+      engine, mode, mode == "bulk" and tls_fast_port or tls_port, N10, BIG)
+    -- The handler answers "ok <n>" or "error <why>": only "ok" counts.
+    return ("curl -sS -m 600 %s | tee /dev/stderr | grep -q '^ok '"):format(q(url))
+  end
+  local bulk = mode == "bulk"
+  return { id = id, skip = s11_skip,
+    title = bulk and ("%s: one %d MiB message over implicit TLS from an nginx request handler "
+      .. "(cosocket; stunnel4 -> fastsink)"):format(id, S3_MB)
+      or ("%s: %d full TLS handshakes (implicit TLS + EHLO + QUIT) from an nginx request handler "
+      .. "(cosocket; stunnel4 -> smtp-sink)"):format(id, N10),
+    unit = bulk and "MB/s" or "conn/s", work = bulk and BIG_SIZE or N10, tls = true,
+    clients = {
+      { name = "nginx, lua-smtp's TLS (mbedTLS 3.6, memory mode)", ref = true, cmd = req("lua-smtp") },
+      { name = "nginx, tls_engine = \"host\" (nginx's OpenSSL)", cmd = req("host") },
+    } }
+end
+
 local function s10_group(id, keyname, port)
   local t = keyname:find("RSA") and "rsa" or "ec"
   local function hs_lua(env, mode)
@@ -502,6 +555,8 @@ local groups = {
     unit = "MB/s", work = BIG_SIZE, rss = true, tls = true, clients = s8_clients },
   s10_group("S10", "RSA-2048", hs_rsa_port),
   s10_group("S10b", "ECDSA P-256", hs_ec_port),
+  s11_group("S11", "bulk"),
+  s11_group("S11b", "handshakes"),
   { id = "S9", title = ("S9: %d sessions x %d messages, every reply 20 ms late (event loops, one thread)")
     :format(S9_SESSIONS, S9_PER), unit = "msg/s", work = S9_SESSIONS * S9_PER, rounds = S9_ROUNDS,
     clients = s9_clients },
@@ -1169,6 +1224,7 @@ end
 if postfix then pcall(postfix.stop, postfix) end
 if s7_postfix then pcall(s7_postfix.stop, s7_postfix) end
 P.terminate(tunnel_pid, 5)
+if nginx_pid then P.terminate(nginx_pid, 5) end
 P.terminate(fast_pid, 5)
 P.terminate(sink_pid, 5)
 log("done in %.0fs", core.now() - started)

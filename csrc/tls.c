@@ -1,11 +1,10 @@
-/* mbedTLS client sessions over net.c sockets: config building (trust
- * anchors found at run time, client certificate, RNG seeded once), the
- * handshake and records bounded by the caller's deadline, and certificate
- * checks with messages a user understands. Host names follow RFC 6125 6.4
- * (wildcard only as the whole leftmost label) and IP literals are matched
- * against iPAddress SANs here, because mbedTLS 2.28 does not (3.6 would;
- * one path serves both). TLS 1.2 with 2.28; 1.2 and 1.3 with 3.6. */
-#include "tls.h"
+/* mbedTLS client sessions over net.c sockets or memory buffers (membio.h):
+ * config building (trust anchors found at run time, client certificate,
+ * RNG seeded once), the handshake and records bounded by the caller's
+ * deadline, and certificate errors a user understands. Name checks are in
+ * tls_verify.c, the session cache in tls_cache.c. TLS 1.2 with 2.28; 1.2
+ * and 1.3 with 3.6. */
+#include "tls_internal.h"
 #include "tls_names.h"
 #include "net.h"
 #include "membio.h"
@@ -91,75 +90,6 @@ static void tls_set_versions(mbedtls_ssl_config *conf, int min, int max)
 }
 /* ---------------------------------------------------------------------- */
 
-/* Largest TLS record payload (RFC 8446 5.1, RFC 5246 6.2.1): the size of
- * the gathering buffer. A session may allow less (smtp_tls.rec). */
-#define TLS_RECORD_MAX 16384
-/* The first server bytes kept to read the ServerHello's extensions; a
- * ServerHello that does not fit counts as one without EMS. */
-#define TLS_HELLO_MAX 4096
-
-/* Sessions kept per config for resumption: one per peer (name and
- * address), the least recently stored one making room. */
-#define TLS_CACHE_SLOTS 8
-#define TLS_CACHE_KEY 320
-
-struct tls_cached {
-    int used;
-    uint64_t stamp;
-    char key[TLS_CACHE_KEY];
-    int ems;                /* its full handshake used extended master secret */
-    mbedtls_ssl_session session;
-};
-
-struct smtp_tls_config {
-    int refs;
-    int verify;
-    char *server_name;
-    mbedtls_entropy_context entropy;
-    mbedtls_ctr_drbg_context drbg;
-    mbedtls_x509_crt ca;
-    mbedtls_x509_crt cert;
-    mbedtls_pk_context key;
-    mbedtls_ssl_config conf;
-    int *suites;            /* conf keeps a pointer to this list */
-    struct smtp_tls_names *names;   /* ... and to these (user's suites, groups) */
-    int session_cache;
-    uint64_t cache_clock;
-    struct tls_cached cache[TLS_CACHE_SLOTS];
-};
-
-struct smtp_tls {
-    mbedtls_ssl_context ssl;
-    struct smtp_tls_config *cfg;
-    int fd;
-    int bio_errno;          /* errno of the last failed send/recv */
-    struct smtp_membio *mem; /* ciphertext in memory, not on fd (membio.h) */
-    int more;               /* more records follow in this write: MSG_MORE */
-    size_t rec;             /* plaintext bytes per full record */
-    int established;
-    int resumed;            /* abbreviated handshake */
-    int ticket_stored;      /* a TLS 1.3 ticket arrived on this connection */
-    int has_offered;        /* 'offered' holds the session we offered */
-    int offered_ems;        /* ... and that session's EMS flag */
-    mbedtls_ssl_session offered;
-    /* RFC 7627 extended master secret: mbedTLS negotiates it but keeps
-     * the result only in its handshake state, freed when the handshake
-     * ends (private in 2.28 and 3.6 alike), so the ServerHello is read
-     * here from the first bytes the server sends. */
-    int ems;                /* this connection's master secret is EMS */
-    int hello_state;        /* -1 reading, 0 no EMS extension, 1 EMS */
-    size_t hello_used;
-    unsigned char hello[TLS_HELLO_MAX];
-    char cache_key[TLS_CACHE_KEY];  /* "" when not caching */
-    int verified;
-    char name[256];         /* peer name being verified, "" for none */
-    unsigned char ip[16];   /* the name as an address when it is a literal */
-    size_t iplen;           /* 4 or 16; 0 for a DNS name */
-    uint32_t vflags;        /* verification flags seen in the callback */
-    char cert_names[256];   /* the leaf's names, for mismatch messages */
-    unsigned char wbuf[TLS_RECORD_MAX];
-};
-
 static void tls_strerror(int ret, char *buf, size_t len)
 {
 #if defined(MBEDTLS_ERROR_C)
@@ -171,18 +101,11 @@ static void tls_strerror(int ret, char *buf, size_t len)
 
 /* ---- configuration ---------------------------------------------------- */
 
-static void cache_drop(struct tls_cached *c)
-{
-    if (c->used)
-        mbedtls_ssl_session_free(&c->session);
-    c->used = 0;
-}
-
 static void config_free(struct smtp_tls_config *cfg)
 {
     int i;
     for (i = 0; i < TLS_CACHE_SLOTS; i++)
-        cache_drop(&cfg->cache[i]);
+        smtp_tls_cache_drop(&cfg->cache[i]);
     mbedtls_ssl_config_free(&cfg->conf);
     mbedtls_pk_free(&cfg->key);
     mbedtls_x509_crt_free(&cfg->cert);
@@ -554,207 +477,6 @@ void smtp_tls_library_unref(void)
         smtp_mbedtls_psa_free();
 }
 
-/* ---- host name and address matching (RFC 6125 6.4, RFC 7817 3) -------- */
-
-/* An IP literal, optionally in brackets; returns its length or 0. */
-static size_t parse_ip(const char *name, unsigned char ip[16])
-{
-    char tmp[64];
-    size_t len = strlen(name);
-    if (len >= 2 && name[0] == '[' && name[len - 1] == ']') {
-        if (len - 2 >= sizeof tmp)
-            return 0;
-        memcpy(tmp, name + 1, len - 2);
-        tmp[len - 2] = '\0';
-    } else {
-        if (len >= sizeof tmp)
-            return 0;
-        memcpy(tmp, name, len + 1);
-    }
-    if (inet_pton(AF_INET, tmp, ip) == 1)
-        return 4;
-    if (inet_pton(AF_INET6, tmp, ip) == 1)
-        return 16;
-    return 0;
-}
-
-/* Case-insensitive ASCII comparison of two byte ranges. */
-static int ieq(const char *a, const char *b, size_t n)
-{
-    size_t i;
-    for (i = 0; i < n; i++) {
-        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
-        if (x >= 'A' && x <= 'Z')
-            x = (unsigned char)(x - 'A' + 'a');
-        if (y >= 'A' && y <= 'Z')
-            y = (unsigned char)(y - 'A' + 'a');
-        if (x != y)
-            return 0;
-    }
-    return 1;
-}
-
-/* Does the certificate's DNS name 'pat' (plen bytes, may hold anything)
- * cover 'host'? A wildcard is accepted only as the whole leftmost label,
- * matches exactly one label, and needs at least two labels after it
- * ("*.com" covers nothing). */
-static int dns_match(const char *pat, size_t plen, const char *host)
-{
-    size_t hlen = strlen(host);
-    if (plen > 0 && pat[plen - 1] == '.')
-        plen--;
-    if (plen == 0 || memchr(pat, '\0', plen) != NULL)
-        return 0;
-    if (plen >= 2 && pat[0] == '*' && pat[1] == '.') {
-        const char *rest = pat + 1, *hdot = strchr(host, '.');  /* ".example.org" */
-        size_t rlen = plen - 1;
-        if (memchr(rest + 1, '*', rlen - 1) != NULL || memchr(rest + 1, '.', rlen - 1) == NULL)
-            return 0;
-        if (hdot == NULL || hdot == host)
-            return 0;
-        return (size_t)(host + hlen - hdot) == rlen && ieq(hdot, rest, rlen);
-    }
-    if (memchr(pat, '*', plen) != NULL)
-        return 0;
-    return plen == hlen && ieq(pat, host, hlen);
-}
-
-/* GeneralName tags inside subjectAltName (RFC 5280 4.2.1.6). */
-#define SAN_DNS 0x82
-#define SAN_IP 0x87
-
-typedef void (*san_fn)(void *ud, int tag, const unsigned char *p, size_t len);
-
-/* Calls fn for each GeneralName of the subjectAltName extension. Returns 0
- * when the certificate has that extension, -1 when it has none. Reads the
- * raw DER because mbedTLS 2.28 drops iPAddress entries from its list. */
-static int walk_sans(const mbedtls_x509_crt *crt, san_fn fn, void *ud)
-{
-    static const unsigned char san_oid[] = { 0x55, 0x1d, 0x11 };  /* 2.5.29.17 */
-    unsigned char *p = crt->v3_ext.p, *end;
-    size_t len;
-    if (p == NULL || crt->v3_ext.len == 0)
-        return -1;
-    end = p + crt->v3_ext.len;
-    if (mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) != 0)
-        return -1;
-    end = p + len;
-    while (p < end) {
-        unsigned char *ext_end, *q, *qend;
-        int is_san, critical = 0;
-        if (mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) != 0)
-            return -1;
-        ext_end = p + len;
-        if (mbedtls_asn1_get_tag(&p, ext_end, &len, MBEDTLS_ASN1_OID) != 0)
-            return -1;
-        is_san = len == sizeof san_oid && memcmp(p, san_oid, len) == 0;
-        p += len;
-        if (p < ext_end && *p == MBEDTLS_ASN1_BOOLEAN
-            && mbedtls_asn1_get_bool(&p, ext_end, &critical) != 0)
-            return -1;
-        if (mbedtls_asn1_get_tag(&p, ext_end, &len, MBEDTLS_ASN1_OCTET_STRING) != 0)
-            return -1;
-        if (!is_san) {
-            p = ext_end;
-            continue;
-        }
-        q = p;
-        qend = p + len;
-        if (mbedtls_asn1_get_tag(&q, qend, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) != 0)
-            return -1;
-        qend = q + len;
-        while (q < qend) {
-            int tag = *q++;
-            if (mbedtls_asn1_get_len(&q, qend, &len) != 0)
-                return -1;
-            fn(ud, tag, q, len);
-            q += len;
-        }
-        return 0;
-    }
-    return -1;
-}
-
-struct name_check {
-    const struct smtp_tls *s;
-    int matched;
-    char *names;        /* comma-separated list for messages */
-    size_t cap;
-};
-
-static void add_name(struct name_check *nc, const char *p, size_t len)
-{
-    size_t used = strlen(nc->names), i;
-    if (used + len + 3 >= nc->cap) {
-        if (used + 4 < nc->cap && strcmp(nc->names + used - (used >= 3 ? 3 : used), "...") != 0)
-            memcpy(nc->names + used, "...", 4);
-        return;
-    }
-    if (used > 0) {
-        memcpy(nc->names + used, ", ", 2);
-        used += 2;
-    }
-    for (i = 0; i < len; i++)   /* the name is peer data: keep it printable */
-        nc->names[used++] = (p[i] >= 0x20 && p[i] < 0x7f) ? p[i] : '?';
-    nc->names[used] = '\0';
-}
-
-static void check_san(void *ud, int tag, const unsigned char *p, size_t len)
-{
-    struct name_check *nc = ud;
-    const struct smtp_tls *s = nc->s;
-    if (tag == SAN_DNS) {
-        add_name(nc, (const char *)p, len);
-        if (s->iplen == 0 && dns_match((const char *)p, len, s->name))
-            nc->matched = 1;
-    } else if (tag == SAN_IP && (len == 4 || len == 16)) {
-        char text[INET6_ADDRSTRLEN];
-        if (inet_ntop(len == 4 ? AF_INET : AF_INET6, p, text, sizeof text) != NULL)
-            add_name(nc, text, strlen(text));
-        if (s->iplen == len && memcmp(s->ip, p, len) == 0)
-            nc->matched = 1;
-    }
-}
-
-/* Matches the leaf against the peer name and records its names. Without a
- * subjectAltName extension the subject CNs stand in for DNS names (RFC
- * 6125 6.4.4); IP literals are only ever matched against iPAddress. */
-static int leaf_matches(struct smtp_tls *s, const mbedtls_x509_crt *crt)
-{
-    struct name_check nc;
-    nc.s = s;
-    nc.matched = 0;
-    nc.names = s->cert_names;
-    nc.cap = sizeof s->cert_names;
-    s->cert_names[0] = '\0';
-    if (walk_sans(crt, check_san, &nc) != 0) {
-        const mbedtls_x509_name *n;
-        for (n = &crt->subject; n != NULL; n = n->next) {
-            if (n->oid.p == NULL || MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &n->oid) != 0)
-                continue;
-            add_name(&nc, (const char *)n->val.p, n->val.len);
-            if (s->iplen == 0 && dns_match((const char *)n->val.p, n->val.len, s->name))
-                nc.matched = 1;
-        }
-    }
-    if (s->cert_names[0] == '\0')
-        snprintf(s->cert_names, sizeof s->cert_names, "no host name");
-    return nc.matched;
-}
-
-/* Runs inside mbedTLS for each certificate of the chain, root first. Pure
- * C: it only adds our own name check to the leaf's flags, so a mismatch
- * fails the handshake under MBEDTLS_SSL_VERIFY_REQUIRED. mbedTLS checks
- * DNS names too (mbedtls_ssl_set_hostname); both must agree. */
-static int verify_cb(void *ud, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
-{
-    struct smtp_tls *s = ud;
-    if (depth == 0 && s->name[0] != '\0' && !leaf_matches(s, crt))
-        *flags |= MBEDTLS_X509_BADCERT_CN_MISMATCH;
-    s->vflags |= *flags;
-    return 0;
-}
-
 /* ---- socket callbacks (pure C, non-blocking) ---------------------------- */
 
 /* Ciphertext into the connection's memory buffer, for the host's socket
@@ -974,7 +696,6 @@ static int handshake_error(struct smtp_tls *s, int ret, char *err, size_t errlen
     return SMTP_ETLS;
 }
 
-static void cache_return_offered(struct smtp_tls *s);
 
 void smtp_tls_free(struct smtp_tls *s, int notify)
 {
@@ -989,141 +710,10 @@ void smtp_tls_free(struct smtp_tls *s, int notify)
                && wait_io(s, ret, deadline) == SMTP_OK)
             ;
     }
-    cache_return_offered(s);
+    smtp_tls_cache_return_offered(s);
     mbedtls_ssl_free(&s->ssl);
     smtp_tls_config_unref(s->cfg);
     free(s);
-}
-
-/* ---- session cache -------------------------------------------------------- */
-
-/* The peer a cached session belongs to: the name it was verified for and
- * the address it came from ("name [addr]:port"). The name alone would be
- * enough for safety (only that verified peer can finish an abbreviated
- * handshake); the address saves offering a session to a server that
- * never issued it. */
-static void cache_key(struct smtp_tls *s, char *key, size_t cap)
-{
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    char addr[INET6_ADDRSTRLEN] = "?";
-    unsigned port = 0;
-
-    if (s->mem != NULL) {
-        /* The host's socket knows the peer only by the name it dialled. */
-        snprintf(key, cap, "%s [%.56s]", s->name, s->mem->peer);
-        return;
-    }
-    if (getpeername(s->fd, (struct sockaddr *)&ss, &sl) == 0) {
-        if (ss.ss_family == AF_INET) {
-            const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
-            inet_ntop(AF_INET, &in->sin_addr, addr, sizeof addr);
-            port = ntohs(in->sin_port);
-        } else if (ss.ss_family == AF_INET6) {
-            const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
-            inet_ntop(AF_INET6, &in6->sin6_addr, addr, sizeof addr);
-            port = ntohs(in6->sin6_port);
-        } else {
-            snprintf(addr, sizeof addr, "local");
-        }
-    }
-    snprintf(key, cap, "%s [%s]:%u", s->name, addr, port);
-}
-
-static struct tls_cached *cache_find(struct smtp_tls_config *cfg, const char *key)
-{
-    int i;
-    for (i = 0; i < TLS_CACHE_SLOTS; i++)
-        if (cfg->cache[i].used && strcmp(cfg->cache[i].key, key) == 0)
-            return &cfg->cache[i];
-    return NULL;
-}
-
-/* The slot for this peer's session: its current one, else a free slot,
- * else the least recently stored. Emptied; the caller fills it. */
-static struct tls_cached *cache_slot(struct smtp_tls_config *cfg, const char *key)
-{
-    struct tls_cached *c = cache_find(cfg, key);
-    int i;
-    if (c == NULL) {
-        c = &cfg->cache[0];
-        for (i = 0; i < TLS_CACHE_SLOTS && c->used; i++)
-            if (!cfg->cache[i].used || cfg->cache[i].stamp < c->stamp)
-                c = &cfg->cache[i];
-    }
-    cache_drop(c);
-    return c;
-}
-
-static void cache_fill(struct smtp_tls_config *cfg, struct tls_cached *c, const char *key)
-{
-    c->used = 1;
-    c->stamp = ++cfg->cache_clock;
-    snprintf(c->key, sizeof c->key, "%s", key);
-}
-
-/* Offers the cached session for this peer, if any. A session is taken
- * out when offered: TLS 1.3 tickets are single-use (RFC 8446 C.4), and a
- * 1.2 session goes back once the handshake that resumed it completes. */
-static void cache_offer(struct smtp_tls *s)
-{
-    struct tls_cached *c = cache_find(s->cfg, s->cache_key);
-    if (c == NULL)
-        return;
-    /* A session mbedTLS will not take (expired format, other version
-     * limits) only costs the full handshake we would do anyway. */
-    (void)mbedtls_ssl_set_session(&s->ssl, &c->session);
-    /* Kept aside (moved, not copied) in case it has to go back. */
-    s->offered = c->session;
-    s->offered_ems = c->ems;
-    s->has_offered = 1;
-    c->used = 0;
-}
-
-/* Stores the connection's current session (after a TLS 1.2 handshake, or
- * when a TLS 1.3 ticket arrives), replacing this peer's previous one. */
-static void cache_store(struct smtp_tls *s)
-{
-    struct tls_cached *c;
-
-    if (s->cache_key[0] == '\0' || !s->established)
-        return;
-    c = cache_slot(s->cfg, s->cache_key);
-    mbedtls_ssl_session_init(&c->session);
-    if (mbedtls_ssl_get_session(&s->ssl, &c->session) != 0) {
-        mbedtls_ssl_session_free(&c->session);
-        return;
-    }
-    c->ems = s->ems;
-    cache_fill(s->cfg, c, s->cache_key);
-}
-
-static int is_tls13(const struct smtp_tls *s)
-{
-    return strcmp(mbedtls_ssl_get_version(&s->ssl), "TLSv1.3") == 0;
-}
-
-/* At the end of a TLS 1.3 connection that resumed with a ticket and got
- * no new one (Postfix issues none after a resumption), the ticket goes
- * back for the next connection, as OpenSSL's clients do: the server that
- * sends no replacement accepts the old one until its lifetime ends. A
- * fresh ticket, when one came, has replaced it already. */
-static void cache_return_offered(struct smtp_tls *s)
-{
-    struct tls_cached *c;
-
-    if (!s->has_offered)
-        return;
-    s->has_offered = 0;
-    if (!(s->established && s->resumed && is_tls13(s) && !s->ticket_stored)
-        || cache_find(s->cfg, s->cache_key) != NULL) {
-        mbedtls_ssl_session_free(&s->offered);
-        return;
-    }
-    c = cache_slot(s->cfg, s->cache_key);
-    c->session = s->offered;
-    c->ems = s->offered_ems;
-    cache_fill(s->cfg, c, s->cache_key);
 }
 
 /* Copies the peer name into s: an IP literal is kept as bytes, a DNS name
@@ -1135,7 +725,7 @@ static int set_peer(struct smtp_tls *s, const char *name, char *err, size_t errl
         snprintf(err, errlen, "invalid TLS peer name (empty or too long)");
         return SMTP_EUSAGE;
     }
-    s->iplen = parse_ip(name, s->ip);
+    s->iplen = smtp_tls_parse_ip(name, s->ip);
     if (s->iplen == 0 && name[len - 1] == '.')
         len--;
     memcpy(s->name, name, len);
@@ -1187,8 +777,8 @@ static int run_handshake(struct smtp_tls *s, int64_t deadline, char *err, size_t
     s->rec = ret > 0 && ret < TLS_RECORD_MAX ? (size_t)ret : TLS_RECORD_MAX;
     s->verified = s->cfg->verify == SMTP_TLS_VERIFY_PEER;
     /* A TLS 1.3 session is only worth keeping once a ticket arrives. */
-    if (!is_tls13(s))
-        cache_store(s);
+    if (!smtp_tls_is_13(s))
+        smtp_tls_cache_store(s);
     return SMTP_OK;
 }
 
@@ -1236,7 +826,7 @@ int smtp_tls_start(struct smtp_tls **out, struct smtp_tls_config *cfg, int fd,
     ret = mbedtls_ssl_setup(&s->ssl, &cfg->conf);
     /* A DNS name goes into SNI and mbedTLS's own name check; for an IP
      * literal (no SNI, RFC 6066 3) we opt out explicitly with NULL, which
-     * 2.28.10+/3.6.3+ require, and verify_cb checks the address. Calling
+     * 2.28.10+/3.6.3+ require, and smtp_tls_verify_cb checks the address. Calling
      * it every time also closes CVE-2025-27809 on older versions. */
     if (ret == 0)
         ret = mbedtls_ssl_set_hostname(&s->ssl, (s->name[0] && s->iplen == 0) ? s->name : NULL);
@@ -1247,11 +837,11 @@ int smtp_tls_start(struct smtp_tls **out, struct smtp_tls_config *cfg, int fd,
         goto fail;
     }
     if (cfg->verify == SMTP_TLS_VERIFY_PEER)
-        mbedtls_ssl_set_verify(&s->ssl, verify_cb, s);
+        mbedtls_ssl_set_verify(&s->ssl, smtp_tls_verify_cb, s);
     mbedtls_ssl_set_bio(&s->ssl, s, bio_send, bio_recv, NULL);
     if (cfg->session_cache) {
-        cache_key(s, s->cache_key, sizeof s->cache_key);
-        cache_offer(s);
+        smtp_tls_cache_key(s, s->cache_key, sizeof s->cache_key);
+        smtp_tls_cache_offer(s);
     }
     s->resumed = 1;
     rc = run_handshake(s, deadline, err, errlen);
@@ -1417,7 +1007,7 @@ int smtp_tls_recv(struct smtp_tls *s, void *buf, size_t cap, size_t *got,
         }
 #if defined(MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
         if (ret == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET) {
-            cache_store(s);     /* TLS 1.3 tickets are not application data */
+            smtp_tls_cache_store(s);     /* TLS 1.3 tickets are not application data */
             s->ticket_stored = 1;
             continue;
         }
@@ -1456,7 +1046,7 @@ int smtp_tls_channel_binding(struct smtp_tls *s, const char **type,
         snprintf(err, errlen, "channel binding buffer too small");
         return SMTP_EUSAGE;
     }
-    if (!is_tls13(s) && !s->ems) {
+    if (!smtp_tls_is_13(s) && !s->ems) {
         /* RFC 7627 1, RFC 9266 3: without extended master secret a server
          * can give two connections the same Finished (triple handshake),
          * so tls-unique would not name one channel. */
@@ -1464,7 +1054,7 @@ int smtp_tls_channel_binding(struct smtp_tls *s, const char **type,
                  "extended master secret (RFC 7627)");
         return SMTP_ETLS;
     }
-    if (is_tls13(s)) {
+    if (smtp_tls_is_13(s)) {
 #if defined(MBEDTLS_SSL_KEYING_MATERIAL_EXPORT)
         static const char label[] = "EXPORTER-Channel-Binding";
         /* RFC 9266 2: 32 bytes, no context (RFC 8446 7.5's empty one). */

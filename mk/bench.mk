@@ -25,7 +25,7 @@ BENCH_BUILD_SYSTEM = build/system
 bench-mbedtls-system:
 	@$(MAKE) --no-print-directory MBEDTLS=system LUA=lua5.4 BUILD=$(BENCH_BUILD_SYSTEM) all
 
-bench: bench-deps $(MODULE) bench-mbedtls-system
+bench: bench-deps $(MODULE) bench-mbedtls-system build-luajit
 	BENCH_BUILD_SYSTEM='$(BENCH_BUILD_SYSTEM)' lua5.4 bench/run.lua $(BUILD)
 
 bench-profile: bench-deps $(MODULE)

@@ -51,7 +51,9 @@ build = {
         "csrc/resolve.c",
         "csrc/sasl.c",
         "csrc/tls.c",
+        "csrc/tls_cache.c",
         "csrc/tls_names.c",
+        "csrc/tls_verify.c",
         -- vendored mbedTLS sources: begin (make vendor-mbedtls writes this list)
         "vendor/mbedtls/library/aes.c",
         "vendor/mbedtls/library/aesce.c",
