@@ -78,6 +78,12 @@ local function kind_of(err)
   return "io"
 end
 
+-- A failed read of the socket, closed, as the failure triple.
+function Cosocket:_read_failure(err)
+  if err == "closed" then return self:_fail("io", "connection closed by the server") end
+  return self:_fail(kind_of(err), "read failed: " .. tostring(err))
+end
+
 function Cosocket._closed_failure()
   return nil, "io", "connection is closed"
 end
@@ -182,8 +188,7 @@ function Cosocket:_receive_some()
     if data then data = data .. "\r\n" end
   end
   if not data then
-    if err == "closed" then return self:_fail("io", "connection closed by the server") end
-    return self:_fail(kind_of(err), "read failed: " .. tostring(err))
+    return self:_read_failure(err)
   end
   return data
 end
@@ -343,8 +348,7 @@ function Cosocket:_receive_tls()
   if not self:_arm() then return self:_fail("timeout", "read timed out") end
   local head, err = sock:receive(5)
   if not head then
-    if err == "closed" then return self:_fail("io", "connection closed by the server") end
-    return self:_fail(kind_of(err), "read failed: " .. tostring(err))
+    return self:_read_failure(err)
   end
   local ctype, major = head:byte(1), head:byte(2)
   local len = head:byte(4) * 256 + head:byte(5)
@@ -353,8 +357,7 @@ function Cosocket:_receive_tls()
   local body
   body, err = sock:receive(len)
   if not body then
-    if err == "closed" then return self:_fail("io", "connection closed by the server") end
-    return self:_fail(kind_of(err), "read failed: " .. tostring(err))
+    return self:_read_failure(err)
   end
   return head .. body
 end
