@@ -62,6 +62,9 @@ describe("Prosody with mod_smtp_notify #interop", function()
     local sink = servers.aiosmtpd {}
     local h = start_prosody(sink.port)
     local msgs, err = sink:wait_messages(1, 20)
+    -- The module logs "sent" only after QUIT's reply, which comes after
+    -- aiosmtpd has handed over the message: wait for that line too.
+    P.wait_for(10, function() return h.log():find("smtp_notify: sent", 1, true) end)
     local log = h.log()
     h.stop()
     sink:stop()
