@@ -190,6 +190,23 @@ describe("token function (OAuth refresh)", function()
       assert.equal(2, #calls)
     end)
 
+    it("does the same in smtp.pool", function()
+      local server = scripted.start(EHLO .. table.concat({
+        "C: AUTH XOAUTH2 " .. xoauth2("alice", "old-tok"), "S: 535 5.7.8 expired", "CLOSE", "NEXT", "" }, "\n") ..
+        EHLO .. "C: AUTH XOAUTH2 " .. xoauth2("alice", "new-tok") .. "\nS: 235 ok\n" .. SEND, 2)
+      local fn, calls = tokens { "old-tok", "new-tok" }
+      local pool = smtp.pool { servers = { { host = "127.0.0.1", port = server.port } }, timeout = 5,
+        local_name = "c.example", user = "alice", token = fn, allow_plaintext = true, retry = { limit = 1 } }
+      local ok, res = pcall(pool.send, pool, "Subject: t\r\n\r\nhi\r\n",
+        { from = "alice@example.org", to = { "bob@example.org" } })
+      pool:close()
+      local sok, serr = server:result()
+      assert.is_true(ok, tostring(res))
+      assert.is_true(sok, serr)
+      assert.equal(1, res.tries)
+      assert.equal(2, #calls)
+    end)
+
     it("raises kind authentication, without a third call, when the new connection refuses the fresh token",
       function()
         local ok, err, sok, serr, calls, trace = send(EHLO .. table.concat({
