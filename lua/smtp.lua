@@ -317,7 +317,9 @@ end
 -- (`tls_required`, `user`, `password`, `token`, `mechanisms`, ...), plus
 -- `message` (an `smtp.message`) or `raw` (a string, file or chunk
 -- function), and the sendmail options `from`, `to`, `dsn`,
--- `all_or_nothing`, `chunking`, `requiretls`, `progress`, `dkim`
+-- `all_or_nothing`, `chunking`, `requiretls`, `progress`, `dkim`.
+-- A `token` function refused by the server is retried as in
+-- `client:authenticate`, on a new connection if the server closed it.
 -- @treturn table the sendmail report
 function smtp.send(opts)
   if type(opts) ~= "table" then usage("smtp.send expects a table of options") end
@@ -326,19 +328,37 @@ function smtp.send(opts)
   if msg == nil then usage("smtp.send: give 'message' or 'raw'") end
   -- The URL's user and password must reach authenticate below.
   opts = url.apply(opts, "smtp.send: ")
-  local client = smtp.connect(opts)
+  -- A refused token function's retry may need a second connection.
+  local client = require("smtp.oauth").open(function() return smtp.connect(opts) end, opts)
   local ok, result = pcall(function()
-    -- In authenticate 'host' is the EHLO name, not the server.
-    local auth = {}
-    for k, v in pairs(opts) do auth[k] = v end
-    auth.host = opts.local_name
-    client:authenticate(auth)
     return client:sendmail(msg, { from = opts.from, to = opts.to, dsn = opts.dsn,
       all_or_nothing = opts.all_or_nothing, progress = opts.progress,
       chunking = opts.chunking, requiretls = opts.requiretls, dkim = opts.dkim })
   end)
   if ok then client:quit() else client:close() end
   if not ok then error(result, 0) end
+  return result
+end
+
+--- A connection test (Nodemailer's `transporter.verify()`): connect,
+-- EHLO, STARTTLS and AUTH as `smtp.send` would, then QUIT; nothing is
+-- sent. Raises the smtp.Error a send would raise.
+-- @tparam table opts the connection and authentication options of
+-- `smtp.send` (message options are ignored)
+-- @treturn table `server` (host), `port`, `greeting` (the 220 text),
+-- `extensions` (EHLO keywords as `client:extensions()`), `ehlo` (the
+-- response lines), `size` (SIZE limit or nil), `tls` (`client:tls_info()`
+-- or nil), `authenticated`, `mechanism` (or nil) and `ms` (elapsed)
+function smtp.verify(opts)
+  if type(opts) ~= "table" then usage("smtp.verify expects a table of options") end
+  opts = url.apply(opts, "smtp.verify: ")
+  local start = core.now()
+  local client = require("smtp.oauth").open(function() return smtp.connect(opts) end, opts)
+  local result = client:_summary()
+  client:quit()
+  result.server = opts.host
+  result.port = tonumber(opts.port) or (opts.tls_mode == "implicit" and smtp.smtps_port or smtp.tcp_port)
+  result.ms = math.floor((core.now() - start) * 1000 + 0.5)
   return result
 end
 

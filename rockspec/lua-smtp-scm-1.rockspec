@@ -185,6 +185,7 @@ build = {
     ["smtp.envelope"] = "lua/smtp/envelope.lua",
     ["smtp.extensions"] = "lua/smtp/extensions.lua",
     ["smtp.message"] = "lua/smtp/message.lua",
+    ["smtp.oauth"] = "lua/smtp/oauth.lua",
     ["smtp.outbox"] = "lua/smtp/outbox.lua",
     ["smtp.pipeline"] = "lua/smtp/pipeline.lua",
     ["smtp.pool"] = "lua/smtp/pool.lua",

@@ -787,6 +787,12 @@ local function sasl()
   return sasl_module
 end
 
+local oauth_module
+local function oauth()
+  if oauth_module == nil then oauth_module = require "smtp.oauth" end
+  return oauth_module
+end
+
 local function b64encode(s)
   return (core.b64_encode or core.sasl_b64encode)(s)
 end
@@ -802,6 +808,16 @@ end
 --- Whether AUTH succeeded on this connection.
 function Client:authenticated()
   return self._authenticated
+end
+
+-- What smtp.verify reports of this connection: the greeting, the EHLO
+-- keywords, TLS and the mechanism AUTH succeeded with.
+function Client:_summary()
+  local ext = {}
+  for k, v in pairs(self:extensions()) do ext[k] = v end
+  local greeting = self._greeting and concat(self._greeting.lines, " ") or nil
+  return { greeting = greeting, extensions = ext, ehlo = self._helo_lines, size = ext.SIZE,
+    tls = self:tls_info(), authenticated = self._authenticated, mechanism = self._mechanism }
 end
 
 -- Reads the server's answer to an AUTH step; a refusal is kind
@@ -912,6 +928,7 @@ function Client:auth(mechanism, user, authz, password, params, token)
     error(result, 0)
   end
   self._authenticated = true
+  self._mechanism = mechanism
   return result
 end
 
@@ -974,8 +991,12 @@ end
 -- makes TLS required unless `tls_required = false`; credentials given
 -- to a server that offers no AUTH raise kind 'authentication'; no
 -- password or token mechanism runs without a verified TLS peer unless
--- `allow_plaintext = true` (README "Security"). Without `user`,
--- `password` and `token`, those of smtp.connect's `url` are used.
+-- `allow_plaintext = true` (README "Security"). `token` may be a
+-- function `token(user, stale)`: asked before XOAUTH2/OAUTHBEARER and,
+-- if the server refuses that token, once more with `stale = true` for a
+-- retry on this connection (README "OAuth token refresh"; when the
+-- server closed it, the 421 or kind `io` error is raised). Without
+-- `user`, `password` and `token`, those of smtp.connect's `url` are used.
 -- @tparam[opt] table opts `host`, `tls`, `tls_required`, `tls_peer`,
 -- `mechanisms`, `sasl_params`, `user`, `authz`, `password`, `token`,
 -- `allow_plaintext`
@@ -1021,8 +1042,41 @@ function Client:authenticate(opts)
       message = "no usable SASL mechanism: the server offers " .. concat(mechs, " ") }
   end
   self._auth_creds = creds
-  self:auth(mech, opts.user, opts.authz, opts.password, opts.sasl_params, opts.token)
+  local src = opts._token_source
+  if src == nil and type(opts.token) == "function" then src = oauth().source(opts.token) end
+  if src and oauth().is_oauth(mech) then
+    self:_auth_refreshing(mech, opts, src)
+  else
+    -- A token function means nothing to a password mechanism.
+    local token = type(opts.token) ~= "function" and opts.token or nil
+    self:auth(mech, opts.user, opts.authz, opts.password, opts.sasl_params, token)
+  end
   return self
+end
+
+-- AUTH with a token function (smtp.oauth): when the server refuses the
+-- token, the function is asked for a fresh one and AUTH runs once more.
+-- If the server has closed the connection by then (421 or EOF), the
+-- source is marked for a new connection, which smtp.send and the pool
+-- make; here the error is raised (the caller owns this connection).
+function Client:_auth_refreshing(mech, opts, src)
+  local ok, err = pcall(self.auth, self, mech, opts.user, opts.authz, opts.password, opts.sasl_params,
+    src:get(opts.user))
+  if ok then return end
+  if not src:should_refresh(err) then error(err, 0) end
+  local fresh = src:refresh(opts.user)
+  if self._closed or self:_input_pending() == "eof" then
+    self:_abort()
+    src.reconnect = true
+    error(err, 0)
+  end
+  ok, err = pcall(self.auth, self, mech, opts.user, opts.authz, opts.password, opts.sasl_params, fresh)
+  if ok then return end
+  if Error.is(err) and (err.code == 421 or err.kind == "io") then
+    self:_abort()
+    src.reconnect = true
+  end
+  error(err, 0)
 end
 
 -- Sendmail --------------------------------------------------------------

@@ -250,19 +250,13 @@ end
 -- Connections ----------------------------------------------------------------
 
 local function open(srv)
-  local o = copy(srv.opts)
-  if o.transport then o.transport = o.transport() end
-  local client = require("smtp").connect(o)
-  local ok, err = pcall(function()
-    -- In authenticate 'host' is the EHLO name, not the server.
-    local auth = copy(o)
-    auth.host = o.local_name
-    client:authenticate(auth)
-  end)
-  if not ok then
-    client:close()
-    error(err, 0)
-  end
+  -- A refused token function's retry may need a second connection,
+  -- hence a function that makes one (with its own transport).
+  local client = require("smtp.oauth").open(function()
+    local o = copy(srv.opts)
+    if o.transport then o.transport = o.transport() end
+    return require("smtp").connect(o)
+  end, srv.opts)
   return { client = client, count = 0 }
 end
 
@@ -585,6 +579,37 @@ function Pool:send(msg, opts)
   end
   last_err.tries, last_err.report = st.merged.tries, report
   error(last_err, 0)
+end
+
+--- Tests every server as `smtp.verify` does (connect, EHLO, STARTTLS,
+-- AUTH, QUIT; no message, no tries, no cool-down). Returns one result per
+-- server, in `servers` order: `smtp.verify`'s table plus `label`
+-- ("host:port") and `ok = true`. If any server fails, raises that first
+-- failure's smtp.Error with `label` and `results` (every server's result;
+-- a failed one is `{label=, ok=false, error=}`): bad configuration fails
+-- loudly, and each server's state stays visible.
+-- @treturn table list of per-server results
+function Pool:verify()
+  local smtp = require "smtp"
+  local results, first_err = {}, nil
+  for i, srv in ipairs(self.servers) do
+    local o = copy(srv.opts)
+    if o.transport then o.transport = o.transport() end
+    local ok, res = pcall(smtp.verify, o)
+    if ok then
+      res.label, res.ok = srv.label, true
+    else
+      if not Error.is(res) then error(res, 0) end
+      if not first_err then first_err, res.label = res, srv.label end
+      res = { label = srv.label, ok = false, error = res }
+    end
+    results[i] = res
+  end
+  if first_err then
+    first_err.results = results
+    error(first_err, 0)
+  end
+  return results
 end
 
 return Pool

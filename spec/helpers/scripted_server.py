@@ -84,6 +84,8 @@ class Peer:
         _, self.buf = self.buf.split(b"\r\n.\r\n", 1)
 
     def drain_until_close(self, limit):
+        if self.conn.fileno() == -1:
+            return  # CLOSE already closed it: nothing more can arrive
         end = time.monotonic() + limit
         self.conn.settimeout(0.2)
         while time.monotonic() < end:
