@@ -77,6 +77,15 @@ describe("connection URLs #interop #tls", function()
     assert(delivered("url opportunistic"), "not delivered")
   end)
 
+  it("smtp.verify{url=} connects, authenticates with the URL's credentials and reports the URL's host", function()
+    local r = smtp.verify { url = ("smtps://%s:%s@127.0.0.1:%d"):format(alice.user, pct(alice.password),
+      stack.ports.smtps), tls = ca, timeout = 10 }
+    assert.equal("127.0.0.1", r.server)
+    assert.equal(stack.ports.smtps, r.port)
+    assert.is_true(r.authenticated)
+    assert.is_true(r.tls.peer_verified)
+  end)
+
   it("a bad password from the URL is kind authentication and not in the error", function()
     local ok, err = pcall(send, ("smtps://%s:Wrong-Pw-9@127.0.0.1:%d"):format(alice.user, stack.ports.smtps),
       "url wrong", { local_address = "127.0.0.31" })

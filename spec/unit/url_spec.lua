@@ -178,10 +178,11 @@ describe("smtp.url", function()
   end)
 
   describe("in the public functions", function()
-    it("smtp.connect, smtp.send, smtp.lmtp_connect and smtp.pool refuse a malformed url as usage", function()
+    it("smtp.connect, smtp.send, smtp.verify, smtp.lmtp_connect and smtp.pool refuse a malformed url as usage", function()
       local calls = {
         function() return smtp.connect { url = "smtp://u:" .. SECRET_URL .. "@h:0" } end,
         function() return smtp.send { url = "smtp://u:" .. SECRET_URL .. "@h:0", raw = "x" } end,
+        function() return smtp.verify { url = "smtp://u:" .. SECRET_URL .. "@h:0" } end,
         function() return smtp.lmtp_connect { url = "lmtp://u:" .. SECRET_URL .. "@h:0" } end,
         function() return smtp.pool { servers = { { url = "smtps://u:" .. SECRET_URL .. "@h:0" } } } end,
         function() return smtp.pool { url = "smtps://u:" .. SECRET_URL .. "@h:0", servers = { {} } } end,
