@@ -11,6 +11,7 @@ local trace = require "smtp.trace"
 local socket_transport = require "smtp.transport.socket"
 local loop_transport = require "smtp.transport.loop"
 local loops = require "smtp.loop"
+local url = require "smtp.url"
 
 local type, tostring, tonumber, pairs, ipairs, error, pcall = type, tostring, tonumber, pairs, ipairs, error, pcall
 
@@ -245,9 +246,11 @@ end
 -- @tparam table opts `host` (required), `port`, `timeout`, `timeouts`,
 -- `tls_mode`, `tls`, `tls_required`, `transport`, `proxy`, `local_address`,
 -- `protocol`, `debug`, `local_name`, `loop` (SPEC 5.1: every wait goes
--- through the loop's `wait`; see `smtp.loop`)
+-- through the loop's `wait`; see `smtp.loop`), `url` ("smtp://",
+-- "smtps://", "lmtp://"; explicit options win over it: smtp.url)
 -- @treturn smtp.Client
 function smtp.connect(opts)
+  opts = url.apply(opts, "smtp.connect: ")
   local port, mode = check_connect_opts(opts)
   -- "[::1]" as written in URLs and address literals.
   local bare_host = opts.host:match("^%[(.*)%]$")
@@ -309,7 +312,7 @@ end
 
 --- One call: connect, authenticate, sendmail, quit (SPEC section 4).
 -- The connection is closed in every case.
--- @tparam table opts every option of `smtp.connect` (`host`, `port`,
+-- @tparam table opts every option of `smtp.connect` (`url`, `host`, `port`,
 -- `tls_mode`, `tls`, `timeout`, ...) and of `client:authenticate`
 -- (`tls_required`, `user`, `password`, `token`, `mechanisms`, ...), plus
 -- `message` (an `smtp.message`) or `raw` (a string, file or chunk
@@ -323,6 +326,8 @@ function smtp.send(opts)
   local msg = opts.message
   if msg == nil then msg = opts.raw end
   if msg == nil then usage("smtp.send: give 'message' or 'raw'") end
+  -- The URL's user and password must reach authenticate below.
+  opts = url.apply(opts, "smtp.send: ")
   -- A refused token function's retry may need a second connection.
   local client = require("smtp.oauth").open(function() return smtp.connect(opts) end, opts)
   local ok, result = pcall(function()
@@ -346,6 +351,7 @@ end
 -- or nil), `authenticated`, `mechanism` (or nil) and `ms` (elapsed)
 function smtp.verify(opts)
   if type(opts) ~= "table" then usage("smtp.verify expects a table of options") end
+  opts = url.apply(opts, "smtp.verify: ")
   local start = core.now()
   local client = require("smtp.oauth").open(function() return smtp.connect(opts) end, opts)
   local result = client:_summary()

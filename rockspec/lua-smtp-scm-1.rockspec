@@ -191,6 +191,7 @@ build = {
     ["smtp.pool"] = "lua/smtp/pool.lua",
     ["smtp.sasl"] = "lua/smtp/sasl.lua",
     ["smtp.trace"] = "lua/smtp/trace.lua",
+    ["smtp.url"] = "lua/smtp/url.lua",
     ["smtp.transport.cosocket"] = "lua/smtp/transport/cosocket.lua",
     ["smtp.transport.haproxy"] = "lua/smtp/transport/haproxy.lua",
     ["smtp.transport.loop"] = "lua/smtp/transport/loop.lua",

@@ -51,6 +51,8 @@ function Client.new(transport, opts)
     -- the first transaction (review L3); tls_required as in authenticate.
     _conn_tls = opts.tls_mode ~= "implicit" and opts.tls or nil,
     _conn_tls_required = opts.tls_required,
+    -- user and password of smtp.connect{url=}: authenticate's default.
+    _url_creds = opts._url_creds,
   }, Client)
   return self
 end
@@ -993,13 +995,20 @@ end
 -- function `token(user, stale)`: asked before XOAUTH2/OAUTHBEARER and,
 -- if the server refuses that token, once more with `stale = true` for a
 -- retry on this connection (README "OAuth token refresh"; when the
--- server closed it, the 421 or kind `io` error is raised).
+-- server closed it, the 421 or kind `io` error is raised). Without
+-- `user`, `password` and `token`, those of smtp.connect's `url` are used.
 -- @tparam[opt] table opts `host`, `tls`, `tls_required`, `tls_peer`,
 -- `mechanisms`, `sasl_params`, `user`, `authz`, `password`, `token`,
 -- `allow_plaintext`
 function Client:authenticate(opts)
   opts = opts or {}
   if type(opts) ~= "table" then raise { kind = "usage", message = "authenticate expects a table of options" } end
+  local url_creds = self._url_creds
+  if url_creds and opts.user == nil and opts.password == nil and opts.token == nil then
+    local o = { user = url_creds.user, password = url_creds.password }
+    for k, v in pairs(opts) do o[k] = v end
+    opts = o
+  end
   -- A pooled connection (set_keepalive) was pooled by these very options.
   local t = self._t
   local creds = t.credentials_key and t:credentials_key(opts)

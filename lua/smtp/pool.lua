@@ -13,6 +13,7 @@ local core = require "smtp.core"
 local Error = require "smtp.error"
 local envelope = require "smtp.envelope"
 local loops = require "smtp.loop"
+local url = require "smtp.url"
 
 local type, pairs, ipairs, pcall, error, tostring, setmetatable, rawget, next =
   type, pairs, ipairs, pcall, error, tostring, setmetatable, rawget, next
@@ -105,6 +106,8 @@ local function server_of(base, entry, i)
   local o = copy(base)
   for k, v in pairs(entry) do o[k] = v end
   o.weight = nil
+  -- The pool's options and the entry's both count as explicit there.
+  o = url.apply(o, "smtp.pool: servers[" .. i .. "]: ")
   if type(o.host) ~= "string" or o.host == "" then usage("servers[" .. i .. "].host is required") end
   if o.transport ~= nil and type(o.transport) ~= "function" then
     -- One socket cannot carry the pool's many connections.
@@ -132,7 +135,8 @@ end
 -- option), `max_messages`, `idle_timeout`, `check_idle_after`, `cooldown`, `retry = {limit=,
 -- base=, factor=, max_delay=, jitter=, on_unknown=}`, `rate = {messages=,
 -- per=}`, `sleep`, and every option of `smtp.connect` and
--- `client:authenticate` (applied to each server).
+-- `client:authenticate` (applied to each server; a `url` of the pool or
+-- of an entry gives what the merged options leave unset).
 -- @tparam table opts
 -- @treturn smtp.Pool
 function Pool.new(opts)
