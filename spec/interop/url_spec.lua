@@ -137,14 +137,28 @@ describe("connection URLs #interop #tls", function()
       assert.truthy(got.added:find("using TLS", 1, true), got.added)
     end)
 
-    it("exits 3 when smtp:// meets no STARTTLS, 1 for a password in the URL or a bad URL", function()
+    it("takes the password from an smtps:// URL, warns that argv is public, and never echoes it", function()
+      local code, out, err = smtp_send(("--url %s --cafile %s --from %s --to %s --subject %s")
+        :format(P.q(("smtps://%s:%s@127.0.0.1:%d"):format(alice.user, pct(alice.password), stack.ports.smtps)),
+          P.q(stack.certs.ca_cert), alice.user .. "@" .. stack.domain, "bob@" .. stack.domain,
+          P.q("url smtp-send pw")))
+      assert.equal(0, code, out .. err)
+      assert.truthy(err:find("warning", 1, true), err)
+      assert.is_nil((out .. err):find(alice.password, 1, true), err)
+      assert(delivered("url smtp-send pw"), "not delivered")
+    end)
+
+    it("exits 3 when smtp:// meets no STARTTLS, 2 for a wrong password in the URL (with a warning), 1 for a bad URL", function()
       local code, out, err = smtp_send(("--url %s --from a@example.test --to bob@example.test")
         :format(P.q("smtp://127.0.0.1:" .. stack.ports.plain)))
       assert.equal(3, code, out .. err)
       assert.truthy(err:find("STARTTLS", 1, true), err)
-      code, out, err = smtp_send(("--url %s --from a@example.test --to bob@example.test")
-        :format(P.q("smtps://alice:Hidden-Pw-7@127.0.0.1:" .. stack.ports.smtps)))
-      assert.equal(1, code, err)
+      code, out, err = smtp_send(("--url %s --cafile %s --from a@example.test --to bob@example.test")
+        :format(P.q(("smtps://%s:Hidden-Pw-7@127.0.0.1:%d"):format(alice.user, stack.ports.smtps)),
+          P.q(stack.certs.ca_cert)))
+      -- A password in the URL is taken (curl's meaning) with a warning
+      -- and never echoed; the wrong one here fails AUTH with exit 2.
+      assert.equal(2, code, out .. err)
       assert.truthy(err:find("--password-file", 1, true), err)
       assert.is_nil((out .. err):find("Hidden-Pw-7", 1, true), err)
       code, out, err = smtp_send("--url http://x --from a@example.test --to bob@example.test")
