@@ -268,18 +268,51 @@ static int lcodec_text_stats(lua_State *L)
     return 1;
 }
 
-/* byte_flags(s) -> has_8bit, has_nul: what sendmail must declare for a
- * raw message (BODY=8BITMIME, BINARYMIME), in one vectorisable pass. */
+/* byte_flags(s [, col = 0]) -> has_8bit, has_nul, max_line, tail: what
+ * sendmail must declare for a raw message (BODY=8BITMIME, BINARYMIME),
+ * and its longest line in octets without CRLF (RFC 5321 4.5.3.1.6 caps
+ * it at 998). 'col' is the length of a line left open by the previous
+ * chunk; 'tail' is the open line at the end of this one, to carry on.
+ * The OR loop vectorises; memchr finds the line ends. */
 static int lcodec_byte_flags(lua_State *L)
 {
-    size_t len, i;
+    size_t len, i, pos = 0, max_line = 0, line;
     const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &len);
+    lua_Integer col = luaL_optinteger(L, 2, 0);
     unsigned acc = 0;
     for (i = 0; i < len; i++)
         acc |= s[i];
+    line = col > 0 ? (size_t)col : 0;
+    while (pos < len) {
+        const unsigned char *nl = memchr(s + pos, '\n', len - pos);
+        size_t n;
+        if (nl == NULL) {
+            line += len - pos;
+            break;
+        }
+        n = (size_t)(nl - (s + pos));
+        line += n;
+        /* The CR of a CRLF is not part of the line. */
+        if (n > 0 && s[pos + n - 1] == '\r')
+            line--;
+        if (line > max_line)
+            max_line = line;
+        line = 0;
+        pos += n + 1;
+    }
+    /* A CR ending the chunk ends its line (the DATA encoder sends a bare
+     * CR as CRLF); an LF opening the next chunk then ends an empty one. */
+    if (line > 0 && s[len - 1] == '\r')
+        line--;
+    if (line > max_line)
+        max_line = line;
+    if (len > 0 && s[len - 1] == '\r')
+        line = 0;
     lua_pushboolean(L, (acc & 0x80) != 0);
     lua_pushboolean(L, len > 0 && memchr(s, 0, len) != NULL);
-    return 2;
+    lua_pushinteger(L, (lua_Integer)max_line);
+    lua_pushinteger(L, (lua_Integer)line);
+    return 4;
 }
 
 static const luaL_Reg lcodec_methods[] = {
