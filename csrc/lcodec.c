@@ -276,38 +276,35 @@ static int lcodec_text_stats(lua_State *L)
  * The OR loop vectorises; memchr finds the line ends. */
 static int lcodec_byte_flags(lua_State *L)
 {
-    size_t len, i, pos = 0, max_line = 0, line;
+    size_t len, i, start = 0, max_line = 0, line;
     const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &len);
     lua_Integer col = luaL_optinteger(L, 2, 0);
+    size_t carry = col > 0 ? (size_t)col : 0;
     unsigned acc = 0;
-    for (i = 0; i < len; i++)
+    /* One pass: a compare per byte is cheaper than a memchr call per
+     * short line. 'start' is where the current line began. */
+    for (i = 0; i < len; i++) {
         acc |= s[i];
-    line = col > 0 ? (size_t)col : 0;
-    while (pos < len) {
-        const unsigned char *nl = memchr(s + pos, '\n', len - pos);
-        size_t n;
-        if (nl == NULL) {
-            line += len - pos;
-            break;
+        if (s[i] == '\n') {
+            /* The CR of a CRLF is not part of the line. */
+            line = carry + (i - start) - (i > start && s[i - 1] == '\r');
+            if (line > max_line)
+                max_line = line;
+            carry = 0;
+            start = i + 1;
         }
-        n = (size_t)(nl - (s + pos));
-        line += n;
-        /* The CR of a CRLF is not part of the line. */
-        if (n > 0 && s[pos + n - 1] == '\r')
-            line--;
+    }
+    line = carry + (len - start);
+    /* A CR ending the chunk ends its line (the DATA encoder sends a bare
+     * CR as CRLF); an LF opening the next chunk then ends an empty one. */
+    if (len > start && s[len - 1] == '\r') {
+        line--;
         if (line > max_line)
             max_line = line;
         line = 0;
-        pos += n + 1;
     }
-    /* A CR ending the chunk ends its line (the DATA encoder sends a bare
-     * CR as CRLF); an LF opening the next chunk then ends an empty one. */
-    if (line > 0 && s[len - 1] == '\r')
-        line--;
     if (line > max_line)
         max_line = line;
-    if (len > 0 && s[len - 1] == '\r')
-        line = 0;
     lua_pushboolean(L, (acc & 0x80) != 0);
     lua_pushboolean(L, len > 0 && memchr(s, 0, len) != NULL);
     lua_pushinteger(L, (lua_Integer)max_line);
