@@ -2,7 +2,7 @@
 """Reads two messages back with Python's email package and compares them
 part by part (for the downgrade specs): the tree of content types, each
 leaf's decoded bytes, and each entity's header fields other than
-Content-Transfer-Encoding, which must be the same. Prints one JSON object:
+Content-Transfer-Encoding (and DKIM-Signature), which must be the same. Prints one JSON object:
 {"same": bool, "why": text, "cte": [the second message's leaf encodings]}.
 
 usage: compare_parts.py ORIGINAL SENT
@@ -17,7 +17,7 @@ def leaves(msg):
     out = []
     for part in msg.walk():
         fields = [(k.lower(), v) for k, v in part.items()
-                  if k.lower() != "content-transfer-encoding"]
+                  if k.lower() not in ("content-transfer-encoding", "dkim-signature")]
         if part.is_multipart():
             out.append(("multipart", part.get_content_type(), fields, None, None))
         elif part.get_content_type() == "message/rfc822":
