@@ -133,7 +133,8 @@ describe("8-bit downgrade (RFC 6152 3)", function()
       from = "a@example.org", to = "b@example.org", bcc = "c@example.org", subject = "Grüße",
       text = "Grüße aus Köln\n", transfer_encoding = "8bit",
     }
-    local err, sok, serr, received = dialogue(NO_SIZE .. "C: MAIL FROM:<a@example.org>\n" .. TAIL:gsub("(S: 250 ok\n)(C: DATA)", "%1C: RCPT TO:<c@example.org>\nS: 250 ok\n%2"),
+    local tail = TAIL:gsub("(S: 250 ok\n)(C: DATA)", "%1C: RCPT TO:<c@example.org>\nS: 250 ok\n%2")
+    local err, sok, serr, received = dialogue(NO_SIZE .. "C: MAIL FROM:<a@example.org>\n" .. tail,
       function(c) return c:sendmail(m) end)
     assert.is_nil(err)
     assert.is_true(sok, serr)

@@ -17,7 +17,7 @@ MIME-Version: 1.0
 -- Nested multipart: 8-bit text, a 7-bit part, a message/rfc822 with an
 -- 8-bit body, binary-ish data labelled 8bit, lines that look like
 -- boundaries but are not.
-local NESTED = HEAD .. crlf [[
+local NESTED = HEAD .. crlf([[
 Content-Type: multipart/mixed; boundary="outer"
 
 This is a preamble.
@@ -28,7 +28,7 @@ Content-Type: multipart/alternative; boundary=inner
 Content-Type: text/plain; charset=utf-8
 Content-Transfer-Encoding: 8bit
 
-Grüße aus Köln, trailing space 
+Grüße aus Köln, trailing space@SP@
 --outerX is not a boundary, nor is --inner-x
 -- a signature dash line
 --inner
@@ -55,7 +55,7 @@ Innere Nachricht: äöü
 Content-Type: application/octet-stream
 Content-Transfer-Encoding: 8bit
 
-]] .. "\255\254\0011\200\201\202 binary\r\n--outer--\r\n"
+]]):gsub("@SP@", " ") .. "\255\254\0011\200\201\202 binary\r\n--outer--\r\n"
 
 local function rewrite(m, eightbit)
   return downgrade.rewrite(m, { eightbit = eightbit ~= false })
