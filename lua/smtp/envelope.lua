@@ -332,7 +332,9 @@ local function for_server(msg, opts, server)
   if opts.downgrade == false or not server then return msg end
   if type(msg) == "table" and type(msg.source) == "function" then
     local req = msg.requirements and msg:requirements(true) or {}
-    if not req.eightbit or req.smtputf8 or not seven_bit(server()) then return msg end
+    if not (req.eightbit and msg.unsigned_source) or req.smtputf8 or not seven_bit(server()) then
+      return msg
+    end
     return (downgrade.rewrite(msg:unsigned_source(), { eightbit = true })), nil, msg
   end
   if type(msg) == "string" then
