@@ -195,3 +195,43 @@ Content-Type: text/plain
     assert.equal(clean, (rewrite(clean)))
   end)
 end)
+
+describe("envelope.prepare with a 7-bit server", function()
+  local envelope = require "smtp.envelope"
+  local keys = require "helpers.dkim_keys"
+  local SEVEN = function() return {} end
+
+  local function drain(src)
+    local out = {}
+    for chunk in src do out[#out + 1] = chunk end
+    return table.concat(out)
+  end
+
+  it("signs an smtp.message's own dkim over the re-encoded bytes", function()
+    local k = keys.make()
+    local m = smtp.message {
+      from = "a@example.org", to = "b@example.org", subject = "x", text = "Grüße\n",
+      transfer_encoding = "8bit",
+      dkim = { domain = "example.org", selector = "sel", key_file = k.rsa2048.file },
+    }
+    local env = envelope.prepare(m, {}, SEVEN)
+    local sent = drain(env.source)
+    assert.is_nil(sent:find("[\128-\255]"))
+    -- A signed stream's size is not known in advance: SIZE is left out.
+    assert.is_true(env.size == nil or env.size == #sent)
+    assert.equal("pass", keys.verify_all(k.rsa2048, "sel", "example.org", { sent })[1])
+  end)
+
+  it("asks for the server only when a string has 8-bit bytes", function()
+    local asked = 0
+    local function server() asked = asked + 1; return {} end
+    envelope.prepare("From: a@example.org\r\nTo: b@example.org\r\n\r\nclean\r\n", {}, server)
+    assert.equal(0, asked)
+    envelope.prepare(HEAD .. "Content-Type: text/plain\r\n\r\nä\r\n", {}, server)
+    assert.equal(1, asked)
+    -- downgrade = false: neither asked nor re-encoded.
+    local env = envelope.prepare(HEAD .. "Content-Type: text/plain\r\n\r\nä\r\n", { downgrade = false }, server)
+    assert.equal(1, asked)
+    assert.is_true(env.eightbit)
+  end)
+end)
