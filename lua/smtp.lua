@@ -317,7 +317,8 @@ end
 -- (`tls_required`, `user`, `password`, `token`, `mechanisms`, ...), plus
 -- `message` (an `smtp.message`) or `raw` (a string, file or chunk
 -- function), and the sendmail options `from`, `to`, `dsn`,
--- `all_or_nothing`, `chunking`, `requiretls`, `progress`, `dkim`.
+-- `all_or_nothing`, `chunking`, `requiretls`, `progress`, `dkim`,
+-- `downgrade`.
 -- A `token` function refused by the server is retried as in
 -- `client:authenticate`, on a new connection if the server closed it.
 -- @treturn table the sendmail report
@@ -333,7 +334,8 @@ function smtp.send(opts)
   local ok, result = pcall(function()
     return client:sendmail(msg, { from = opts.from, to = opts.to, dsn = opts.dsn,
       all_or_nothing = opts.all_or_nothing, progress = opts.progress,
-      chunking = opts.chunking, requiretls = opts.requiretls, dkim = opts.dkim })
+      chunking = opts.chunking, requiretls = opts.requiretls, dkim = opts.dkim,
+      downgrade = opts.downgrade })
   end)
   if ok then client:quit() else client:close() end
   if not ok then error(result, 0) end

@@ -181,6 +181,7 @@ build = {
     ["smtp.address"] = "lua/smtp/address.lua",
     ["smtp.client"] = "lua/smtp/client.lua",
     ["smtp.dkim"] = "lua/smtp/dkim.lua",
+    ["smtp.downgrade"] = "lua/smtp/downgrade.lua",
     ["smtp.error"] = "lua/smtp/error.lua",
     ["smtp.envelope"] = "lua/smtp/envelope.lua",
     ["smtp.extensions"] = "lua/smtp/extensions.lua",

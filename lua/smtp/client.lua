@@ -1205,16 +1205,27 @@ end
 -- @tparam[opt] table opts `from`, `to` (list), `all_or_nothing`,
 -- `chunking` (false disables BDAT), `dsn = {notify=, ret=, envid=, orcpt=}`,
 -- `requiretls`, `progress = function(sent, total)`, `dkim` (signing
--- options, README "DKIM signing"; they win over the message's own)
+-- options, README "DKIM signing"; they win over the message's own),
+-- `downgrade` (false: no re-encoding of 8-bit or long-line parts,
+-- README "8-bit downgrade")
 -- @treturn table `{accepted = {addr,...}, rejected = {{recipient=, error=},...},
 -- reply = {code=, enhanced=, text=, queue_id=}}`
 function Client:sendmail(msg, opts)
   opts = opts or {}
   if type(opts) ~= "table" then raise { kind = "usage", message = "sendmail options must be a table" } end
   self:_check_open()
-  local env = envelope.prepare(msg, opts)
+  local env = envelope.prepare(msg, opts, self:_server_fn())
   self:_ensure_helo()
   return self:_send_envelope(env, opts)
+end
+
+-- The server's extensions for envelope.prepare, which asks only when a
+-- message may need re-encoding (EHLO is sent then, not before).
+function Client:_server_fn()
+  return function()
+    self:_ensure_helo()
+    return self:extensions()
+  end
 end
 
 -- One prepared message (see smtp.envelope), sendmail's semantics.
@@ -1279,7 +1290,8 @@ function Client:sendmany(messages, opts)
   if type(opts) ~= "table" then raise { kind = "usage", message = "sendmany options must be a table" } end
   self:_check_open()
   self:_ensure_helo()
-  local function prepare(i) return envelope.prepare(messages[i], opts) end
+  local server = self:_server_fn()
+  local function prepare(i) return envelope.prepare(messages[i], opts, server) end
   if self:extensions().PIPELINING and not opts.all_or_nothing then
     return pipeline.run(self, #messages, prepare, opts)
   end

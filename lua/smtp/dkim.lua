@@ -48,6 +48,9 @@ local FIELDS = {
 -- Option tables already checked, so sendmany does not parse the key once
 -- per message; weak so a dropped table frees its key.
 local checked = setmetatable({}, { __mode = "k" })
+-- Tables options() returned: already checked (a message's own dkim,
+-- re-applied after an 8-bit downgrade).
+local results = setmetatable({}, { __mode = "k" })
 
 -- A domain name of ASCII labels (an internationalised one as A-labels).
 local function check_name(v, what, underscore)
@@ -106,6 +109,7 @@ local CANON = { relaxed = "relaxed", simple = "simple" }
 -- @return the checked options (internal)
 function dkim.options(o)
   if type(o) ~= "table" then usage("dkim must be a table") end
+  if results[o] then return o end
   -- A table changed since it was checked is checked again.
   local done = checked[o]
   if done then
@@ -165,6 +169,7 @@ function dkim.options(o)
   local given = {}
   for f in pairs(FIELDS) do given[f] = o[f] end
   checked[o] = { options = r, given = given }
+  results[r] = true
   return r
 end
 

@@ -7,6 +7,7 @@
 local Error = require "smtp.error"
 local address = require "smtp.address"
 local dkim = require "smtp.dkim"
+local downgrade = require "smtp.downgrade"
 
 local core = require "smtp.core"
 
@@ -227,7 +228,7 @@ local function without_hidden(fields)
   return concat(out, "\r\n") .. "\r\n"
 end
 
-local function raw_envelope(msg, opts)
+local function raw_envelope(msg, opts, flags)
   local head, sep, rest, ended, size, next_chunk
   if type(msg) == "string" then
     size = #msg
@@ -276,7 +277,9 @@ local function raw_envelope(msg, opts)
   end
   local header_out = has_hidden and without_hidden(fields) or head
   if size and has_hidden then size = size - (#head - #header_out) end
-  if type(msg) == "string" then
+  if flags then
+    env.eightbit, env.binary = flags[1], flags[2]
+  elseif type(msg) == "string" then
     -- NUL cannot travel as text: only BDAT with BINARYMIME carries it.
     env.eightbit, env.binary = byte_flags(msg)
   elseif byte_flags(head) or byte_flags(rest) then
@@ -313,14 +316,63 @@ local function raw_envelope(msg, opts)
   return env
 end
 
+-- A server that takes 8-bit text: 8BITMIME, or SMTPUTF8 (which implies it).
+local function seven_bit(ext)
+  return not ext["8BITMIME"] and not ext.SMTPUTF8
+end
+
+-- The message re-encoded for the server (README "8-bit downgrade"),
+-- before any DKIM signing so that the signature covers what is sent:
+-- 8-bit parts when the server is 7-bit, parts with lines over 998
+-- octets always. Returns the message to send, the byte flags of a string
+-- left as it was (not scanned twice), and for a re-encoded message
+-- object the object (its envelope still comes from it). Streams are
+-- scanned only for a 7-bit server; a string's one C pass finds both.
+local function for_server(msg, opts, server)
+  if opts.downgrade == false or not server then return msg end
+  if type(msg) == "table" and type(msg.source) == "function" then
+    local req = msg.requirements and msg:requirements(true) or {}
+    if not (req.eightbit and msg.unsigned_source) or req.smtputf8 or not seven_bit(server()) then
+      return msg
+    end
+    return (downgrade.rewrite(msg:unsigned_source(), { eightbit = true })), nil, msg
+  end
+  if type(msg) == "string" then
+    local e8, nul, long = byte_flags(msg)
+    local flags = { e8, nul }
+    -- NUL bytes go as BINARYMIME or not at all.
+    if nul then return msg, flags end
+    local eight = e8 and seven_bit(server())
+    if not eight and long <= 998 then return msg, flags end
+    local out, changed = downgrade.rewrite(msg, { eightbit = eight })
+    return out, not changed and flags or nil
+  end
+  if (io.type(msg) == "file" or type(msg) == "function") and seven_bit(server()) then
+    return (downgrade.rewrite(msg, { eightbit = true }))
+  end
+  return msg
+end
+
 --- Prepares a message for sendmail.
+-- @param msg as for sendmail
+-- @tparam table opts sendmail's options
+-- @tparam[opt] function server gives the server's extensions (after
+-- EHLO) when a downgrade may be needed; without it nothing is re-encoded
 -- @return `{from=, recipients={...}, source=fn, size=n|nil,
 -- eightbit=bool|nil, binary=bool|nil, smtputf8=bool}`
-function envelope.prepare(msg, opts)
+function envelope.prepare(msg, opts, server)
   local env
+  local flags, object
+  msg, flags, object = for_server(msg, opts, server)
+  local sign = opts.dkim
+  if object then sign = sign or object._dkim end
   -- opts.dkim signs (or re-signs) the message in a first pass over it.
-  if opts.dkim ~= nil then msg = dkim.signed(msg, opts.dkim) end
-  if type(msg) == "table" and type(msg.source) == "function" then
+  if sign ~= nil then msg, flags = dkim.signed(msg, sign), nil end
+  if object then
+    env = raw_envelope(msg, {
+      from = opts.from ~= nil and opts.from or object:envelope_from(),
+      to = opts.to ~= nil and opts.to or object:recipients() })
+  elseif type(msg) == "table" and type(msg.source) == "function" then
     env = {}
     env.from = opts.from ~= nil and (opts.from == "" and "" or bare(opts.from, "from"))
       or msg:envelope_from()
@@ -340,7 +392,7 @@ function envelope.prepare(msg, opts)
       env.parts_source = env.source
     end
   else
-    env = raw_envelope(msg, opts)
+    env = raw_envelope(msg, opts, flags)
   end
   if env.from == nil then
     usage("no envelope sender: pass opts.from or give the message a From header")
