@@ -169,18 +169,30 @@ describe("TLS public key pinning #interop #tls", function()
     assert.equal("peer", smtp.tls_config({ pin_sha256 = "sha256//" .. pin }):verify_mode())
   end)
 
-  it("a resumed connection carries the checked pin (peer-side count of reused sessions)", function()
-    local s = server()
-    local cfg = smtp.tls_config { verify = "pin", pin_sha256 = { pin } }
-    local infos = {}
-    for i = 1, 3 do infos[i] = session(s, cfg) end
-    assert(s:wait_ended(3))
-    assert.same({ "0", "1", "1" }, s:column("tls", "reused"))
-    for i = 1, 3 do
-      assert.equal(i > 1, infos[i].resumed)
-      assert.equal(pin, infos[i].peer_pin_sha256)
-    end
-  end)
+  -- The build's highest version (1.3 with the vendored 3.6: a ticket) and
+  -- TLS 1.2 (session ticket or ID), with the pin alone and with the CA.
+  for _, variant in ipairs {
+    { "", { verify = "pin" } },
+    { ", TLS 1.2", { verify = "pin", max_version = "1.2" } },
+    { ", CA and pin", { ca_file = true } },
+  } do
+    it("a resumed connection carries the checked pin (peer-side count of reused sessions)" .. variant[1], function()
+      local s = server()
+      local o = { pin_sha256 = { pin } }
+      for k, v in pairs(variant[2]) do o[k] = v end
+      if o.ca_file then o.ca_file = pki.ca_cert end
+      local cfg = smtp.tls_config(o)
+      local infos = {}
+      for i = 1, 3 do infos[i] = session(s, cfg) end
+      assert(s:wait_ended(3))
+      assert.same({ "0", "1", "1" }, s:column("tls", "reused"))
+      for i = 1, 3 do
+        assert.equal(i > 1, infos[i].resumed)
+        assert.is_true(infos[i].peer_verified)
+        assert.equal(pin, infos[i].peer_pin_sha256)
+      end
+    end)
+  end
 
   it("a session cached for the pinned key does not let another key through on the same address", function()
     local first = peer { tls = "starttls" }
