@@ -120,7 +120,7 @@ struct smtp_tls_info {
     const char *cipher;         /* "TLS-ECDHE-RSA-WITH-AES-256-GCM-SHA384",
                                    "TLS1-3-AES-256-GCM-SHA384" */
     char peer_subject[512];     /* "CN=localhost", "" without a certificate */
-    int peer_verified;          /* chain and name checked and accepted */
+    int peer_verified;          /* chain and name (verify "pin": the key) accepted */
     int resumed;                /* abbreviated handshake (cached session) */
     const char *group;          /* "x25519" (TLS 1.3 key share), NULL if unknown */
     char peer_pin[SMTP_TLS_PIN_B64]; /* the leaf's pin in base64, "" if unknown */
