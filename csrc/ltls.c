@@ -5,6 +5,7 @@
 #include "ltls.h"
 #include "lsmtp.h"
 #include "err.h"
+#include "codec.h"
 
 #include <string.h>
 
@@ -21,7 +22,7 @@ static struct ltls_config *check_config(lua_State *L, int idx)
 static const char *const option_names[] = {
     "verify", "ca_file", "ca_path", "ca_pem", "cert_file", "key_file",
     "cert_pem", "key_pem", "key_password", "min_version", "max_version", "server_name",
-    "session_cache", "ciphersuites", "groups", NULL
+    "session_cache", "ciphersuites", "groups", "pin_sha256", NULL
 };
 
 /* Reads opts[name] as a string (with its length) or NULL when absent;
@@ -107,6 +108,111 @@ static int read_names(lua_State *L, const char *name, const char *const **list, 
     return 0;
 }
 
+/* One pin, base64 of 32 bytes with padding and curl's optional "sha256//"
+ * prefix, into out. Returns 0, or -1 for anything else. */
+static int parse_pin(const char *p, size_t len, unsigned char *out)
+{
+    unsigned char buf[(SMTP_TLS_PIN_B64 / 4 + 1) * 3];
+    size_t bad;
+    if (len >= 8 && memcmp(p, "sha256//", 8) == 0) {
+        p += 8;
+        len -= 8;
+    }
+    /* The length first: the decoder skips white space, a pin has none. */
+    if (len != SMTP_TLS_PIN_B64 - 1 || memchr(p, ' ', len) != NULL || memchr(p, '\n', len) != NULL
+        || memchr(p, '\r', len) != NULL || memchr(p, '\t', len) != NULL
+        || smtp_b64_decode(p, len, buf, &bad) != SMTP_TLS_PIN_LEN)
+        return -1;
+    memcpy(out, buf, SMTP_TLS_PIN_LEN);
+    return 0;
+}
+
+/* Splits s at ';' (curl's "sha256//A;sha256//B") into pins at out (NULL:
+ * only counts). Returns the count, or -1 with the bad piece in *badp. */
+static long split_pins(const char *s, size_t len, unsigned char *out, const char **badp, size_t *badlen)
+{
+    long n = 0;
+    const char *end = s + len;
+    for (;;) {
+        const char *semi = memchr(s, ';', (size_t)(end - s));
+        const char *stop = semi != NULL ? semi : end;
+        unsigned char pin[SMTP_TLS_PIN_LEN];
+        if (parse_pin(s, (size_t)(stop - s), pin) != 0) {
+            *badp = s;
+            *badlen = (size_t)(stop - s);
+            return -1;
+        }
+        if (out != NULL)
+            memcpy(out + (size_t)n * SMTP_TLS_PIN_LEN, pin, SMTP_TLS_PIN_LEN);
+        n++;
+        if (semi == NULL)
+            return n;
+        s = semi + 1;
+    }
+}
+
+/* opts.pin_sha256: a pin string (or several joined by ';') or a non-empty
+ * list of them, into o->pins (a userdata left on the stack). Returns 1
+ * with a usage failure pushed. */
+static int read_pins(lua_State *L, struct smtp_tls_options *o)
+{
+    static const char what[] = "TLS option 'pin_sha256' must be a list of base64 SHA-256 hashes "
+                               "of a SubjectPublicKeyInfo (44 characters, optional \"sha256//\" prefix)";
+    unsigned char *pins;
+    size_t len, i, count = 0, badlen = 0;
+    const char *bad = NULL;
+    lua_getfield(L, 1, "pin_sha256");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        lua_createtable(L, 1, 0);
+        lua_insert(L, -2);
+        lua_rawseti(L, -2, 1);      /* one string is a list of one */
+    }
+    len = lua_type(L, -1) == LUA_TTABLE ? (size_t)lua_rawlen(L, -1) : 0;
+    for (i = 1; i <= len; i++) {
+        long n = -1;
+        lua_rawgeti(L, -1, (lua_Integer)i);
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            size_t sl;
+            const char *str = lua_tolstring(L, -1, &sl);
+            n = split_pins(str, sl, NULL, &bad, &badlen);
+        }
+        lua_pop(L, 1);
+        if (n < 0)
+            break;
+        count += (size_t)n;
+    }
+    if (len == 0 || i <= len) {
+        if (bad != NULL) {
+            lua_pushlstring(L, bad, badlen > 80 ? 80 : badlen);
+            lua_pushfstring(L, "%s; got '%s'", what, lua_tostring(L, -1));
+        } else {
+            lua_pushstring(L, what);
+        }
+        lua_pushnil(L);
+        lua_pushliteral(L, "usage");
+        lua_pushvalue(L, -3);
+        return 1;
+    }
+    pins = lua_newuserdatauv(L, count * SMTP_TLS_PIN_LEN, 0);
+    lua_insert(L, -2);      /* the array stays below the list */
+    for (i = 1, count = 0; i <= len; i++) {
+        size_t sl;
+        const char *str;
+        lua_rawgeti(L, -1, (lua_Integer)i);
+        str = lua_tolstring(L, -1, &sl);
+        count += (size_t)split_pins(str, sl, pins + count * SMTP_TLS_PIN_LEN, &bad, &badlen);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    o->pins = pins;
+    o->n_pins = count;
+    return 0;
+}
+
 /* Fills o from the table at index 1; returns 0 or pushes a usage failure
  * and returns its count. */
 static int read_options(lua_State *L, struct smtp_tls_options *o)
@@ -169,8 +275,10 @@ static int read_options(lua_State *L, struct smtp_tls_options *o)
         o->verify = SMTP_TLS_VERIFY_PEER;
     else if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "none") == 0)
         o->verify = SMTP_TLS_VERIFY_NONE;
+    else if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "pin") == 0)
+        o->verify = SMTP_TLS_VERIFY_PIN;
     else
-        return usage(L, "TLS option 'verify' must be \"peer\" or \"none\", got %s",
+        return usage(L, "TLS option 'verify' must be \"peer\", \"pin\" or \"none\", got %s",
                      luaL_tolstring(L, -1, NULL));
     lua_pop(L, 1);
 
@@ -186,8 +294,19 @@ static int read_options(lua_State *L, struct smtp_tls_options *o)
 
     if (read_version(L, "min_version", &o->min_version) || read_version(L, "max_version", &o->max_version)
         || read_names(L, "ciphersuites", &o->ciphersuites, &o->n_ciphersuites)
-        || read_names(L, "groups", &o->groups, &o->n_groups))
+        || read_names(L, "groups", &o->groups, &o->n_groups) || read_pins(L, o))
         return 3;
+    /* The pin rules (README "Key pinning"): a pin is checked in addition
+     * to the CA and name, or with verify "pin" instead of them; verify
+     * "none" and pins contradict each other. */
+    if (o->verify == SMTP_TLS_VERIFY_PIN && o->n_pins == 0)
+        return usage(L, "%s", "TLS option verify = \"pin\" needs 'pin_sha256'");
+    if (o->verify == SMTP_TLS_VERIFY_NONE && o->n_pins > 0)
+        return usage(L, "%s", "TLS option 'pin_sha256' cannot be checked with verify = \"none\" "
+                     "(use verify = \"pin\" to trust the pinned key alone)");
+    if (o->verify == SMTP_TLS_VERIFY_PIN && (o->ca_file != NULL || o->ca_path != NULL || o->ca_pem != NULL))
+        return usage(L, "%s", "TLS option verify = \"pin\" checks no CA: drop ca_file/ca_path/ca_pem, "
+                     "or keep them with verify = true to check both CA and pin");
     if (o->max_version >= 0 && o->min_version > o->max_version) {
         lua_pushnil(L);
         lua_pushliteral(L, "usage");
@@ -248,10 +367,15 @@ static struct smtp_tls_config *check_open_config(lua_State *L, int idx)
     return u->cfg;
 }
 
+static const char *verify_name(int verify)
+{
+    return verify == SMTP_TLS_VERIFY_PEER ? "peer" : verify == SMTP_TLS_VERIFY_PIN ? "pin" : "none";
+}
+
 static int ltls_verify_mode(lua_State *L)
 {
     struct smtp_tls_config *cfg = check_open_config(L, 1);
-    lua_pushstring(L, smtp_tls_config_verify(cfg) == SMTP_TLS_VERIFY_PEER ? "peer" : "none");
+    lua_pushstring(L, verify_name(smtp_tls_config_verify(cfg)));
     return 1;
 }
 
@@ -298,8 +422,7 @@ static int ltls_tostring(lua_State *L)
     if (u->cfg == NULL)
         lua_pushfstring(L, "%s (closed)", SMTP_TLS_CONFIG_MT);
     else
-        lua_pushfstring(L, "%s (verify %s)", SMTP_TLS_CONFIG_MT,
-                        smtp_tls_config_verify(u->cfg) == SMTP_TLS_VERIFY_PEER ? "peer" : "none");
+        lua_pushfstring(L, "%s (verify %s)", SMTP_TLS_CONFIG_MT, verify_name(smtp_tls_config_verify(u->cfg)));
     return 1;
 }
 
@@ -329,6 +452,10 @@ void ltls_push_info(lua_State *L, const struct smtp_tls *s)
     lua_setfield(L, -2, "peer_verified");
     lua_pushboolean(L, info.resumed);
     lua_setfield(L, -2, "resumed");
+    if (info.peer_pin[0] != '\0') {
+        lua_pushstring(L, info.peer_pin);
+        lua_setfield(L, -2, "peer_pin_sha256");
+    }
     if (info.group != NULL) {
         lua_pushstring(L, info.group);
         lua_setfield(L, -2, "group");

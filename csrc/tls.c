@@ -114,6 +114,7 @@ static void config_free(struct smtp_tls_config *cfg)
     mbedtls_entropy_free(&cfg->entropy);
     free(cfg->server_name);
     free(cfg->suites);
+    free(cfg->pins);
     smtp_tls_names_free(cfg->names);
     free(cfg);
 }
@@ -383,6 +384,15 @@ int smtp_tls_config_new(struct smtp_tls_config **out, const struct smtp_tls_opti
     mbedtls_x509_crt_init(&cfg->cert);
     mbedtls_pk_init(&cfg->key);
     mbedtls_ssl_config_init(&cfg->conf);
+    if (o->n_pins > 0) {
+        cfg->pins = malloc(o->n_pins * SMTP_TLS_PIN_LEN);
+        if (cfg->pins == NULL) {
+            rc = SMTP_ENOMEM;
+            goto fail;
+        }
+        memcpy(cfg->pins, o->pins, o->n_pins * SMTP_TLS_PIN_LEN);
+        cfg->n_pins = o->n_pins;
+    }
 
     if (smtp_mbedtls_psa_init() != 0) {
         snprintf(err, errlen, "cannot initialise PSA crypto");
@@ -412,7 +422,9 @@ int smtp_tls_config_new(struct smtp_tls_config **out, const struct smtp_tls_opti
         goto fail;
     }
     tls_set_versions(&cfg->conf, o->min_version, o->max_version);
-    /* REQUIRED, never OPTIONAL: a bad chain or name aborts the handshake. */
+    /* REQUIRED, never OPTIONAL: a bad chain or name aborts the handshake.
+     * Under "pin" the key is the identity (tls_pin.c, after the
+     * handshake), as with SSH: no chain, no name. */
     mbedtls_ssl_conf_authmode(&cfg->conf, o->verify == SMTP_TLS_VERIFY_PEER
                               ? MBEDTLS_SSL_VERIFY_REQUIRED : MBEDTLS_SSL_VERIFY_NONE);
     cfg->suites = gcm_first_suites();
@@ -764,6 +776,12 @@ static int run_handshake(struct smtp_tls *s, int64_t deadline, char *err, size_t
             return rc;
         }
     }
+    /* The pin is checked once the server has proved its key and before
+     * anything goes over the channel; a failure leaves the session
+     * unestablished, so it is neither cached nor given back. */
+    rc = smtp_tls_pin_check(s, err, errlen);
+    if (rc != SMTP_OK)
+        return rc;
     s->established = 1;
     /* A resumed session's master secret is the one its full handshake
      * made: EMS only if that one used it and the server says so again
@@ -775,7 +793,7 @@ static int run_handshake(struct smtp_tls *s, int64_t deadline, char *err, size_t
      * record to each. */
     ret = mbedtls_ssl_get_max_out_record_payload(&s->ssl);
     s->rec = ret > 0 && ret < TLS_RECORD_MAX ? (size_t)ret : TLS_RECORD_MAX;
-    s->verified = s->cfg->verify == SMTP_TLS_VERIFY_PEER;
+    s->verified = s->cfg->verify == SMTP_TLS_VERIFY_PEER || s->cfg->verify == SMTP_TLS_VERIFY_PIN;
     /* A TLS 1.3 session is only worth keeping once a ticket arrives. */
     if (!smtp_tls_is_13(s))
         smtp_tls_cache_store(s);
@@ -1025,6 +1043,9 @@ void smtp_tls_get_info(const struct smtp_tls *s, struct smtp_tls_info *info)
     info->peer_verified = s->verified;
     info->resumed = s->resumed;
     info->group = smtp_tls_hello_group(s->hello, s->hello_used);
+    info->peer_pin[0] = '\0';
+    if (s->has_peer_pin)
+        smtp_tls_pin_base64(s->peer_pin, info->peer_pin);
     peer = mbedtls_ssl_get_peer_cert(&s->ssl);
     if (peer != NULL && mbedtls_x509_dn_gets(info->peer_subject, sizeof info->peer_subject,
                                              &peer->subject) < 0)

@@ -16,8 +16,14 @@ struct smtp_membio;
 
 enum smtp_tls_verify {
     SMTP_TLS_VERIFY_PEER = 0,   /* chain and host name must check out */
-    SMTP_TLS_VERIFY_NONE = 1    /* opportunistic: encrypt, trust anything */
+    SMTP_TLS_VERIFY_NONE = 1,   /* opportunistic: encrypt, trust anything */
+    SMTP_TLS_VERIFY_PIN = 2     /* the leaf's key must match a pin: no CA, no name */
 };
+
+/* A key pin: SHA-256 of the leaf's SubjectPublicKeyInfo (RFC 7469 2.4). */
+#define SMTP_TLS_PIN_LEN 32
+/* Its base64 form with padding, and the NUL. */
+#define SMTP_TLS_PIN_B64 45
 
 /* Options for smtp_tls_config_new. Strings are NUL-terminated except the
  * PEM/DER blobs, which carry a length (a Lua string may hold NUL bytes).
@@ -40,6 +46,10 @@ struct smtp_tls_options {
     /* IANA names in the user's order (tls_names.c); 0 names: ours. */
     const char *const *ciphersuites, *const *groups;
     size_t n_ciphersuites, n_groups;
+    /* n_pins * SMTP_TLS_PIN_LEN bytes; with pins the leaf's key must
+     * match one of them (verify PEER: as well as the chain and name). */
+    const unsigned char *pins;
+    size_t n_pins;
 };
 
 /* Builds a configuration (seeds its own entropy + CTR_DRBG once). Returns
@@ -110,9 +120,10 @@ struct smtp_tls_info {
     const char *cipher;         /* "TLS-ECDHE-RSA-WITH-AES-256-GCM-SHA384",
                                    "TLS1-3-AES-256-GCM-SHA384" */
     char peer_subject[512];     /* "CN=localhost", "" without a certificate */
-    int peer_verified;          /* chain and name checked and accepted */
+    int peer_verified;          /* chain and name (verify "pin": the key) accepted */
     int resumed;                /* abbreviated handshake (cached session) */
     const char *group;          /* "x25519" (TLS 1.3 key share), NULL if unknown */
+    char peer_pin[SMTP_TLS_PIN_B64]; /* the leaf's pin in base64, "" if unknown */
 };
 
 void smtp_tls_get_info(const struct smtp_tls *s, struct smtp_tls_info *info);

@@ -98,6 +98,8 @@ void smtp_tls_cache_offer(struct smtp_tls *s)
     /* Kept aside (moved, not copied) in case it has to go back. */
     s->offered = c->session;
     s->offered_ems = c->ems;
+    s->offered_has_pin = c->has_pin;
+    memcpy(s->offered_pin, c->pin, SMTP_TLS_PIN_LEN);
     s->has_offered = 1;
     c->used = 0;
 }
@@ -117,6 +119,8 @@ void smtp_tls_cache_store(struct smtp_tls *s)
         return;
     }
     c->ems = s->ems;
+    c->has_pin = s->has_peer_pin;
+    memcpy(c->pin, s->peer_pin, SMTP_TLS_PIN_LEN);
     cache_fill(s->cfg, c, s->cache_key);
 }
 
@@ -145,5 +149,7 @@ void smtp_tls_cache_return_offered(struct smtp_tls *s)
     c = cache_slot(s->cfg, s->cache_key);
     c->session = s->offered;
     c->ems = s->offered_ems;
+    c->has_pin = s->offered_has_pin;
+    memcpy(c->pin, s->offered_pin, SMTP_TLS_PIN_LEN);
     cache_fill(s->cfg, c, s->cache_key);
 }

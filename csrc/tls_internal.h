@@ -37,6 +37,8 @@ struct tls_cached {
     uint64_t stamp;
     char key[TLS_CACHE_KEY];
     int ems;                /* its full handshake used extended master secret */
+    int has_pin;            /* pin holds the key its full handshake checked */
+    unsigned char pin[SMTP_TLS_PIN_LEN];
     mbedtls_ssl_session session;
 };
 
@@ -55,6 +57,8 @@ struct smtp_tls_config {
     int session_cache;
     uint64_t cache_clock;
     struct tls_cached cache[TLS_CACHE_SLOTS];
+    unsigned char *pins;    /* n_pins * SMTP_TLS_PIN_LEN bytes, NULL for none */
+    size_t n_pins;
 };
 
 struct smtp_tls {
@@ -70,6 +74,10 @@ struct smtp_tls {
     int ticket_stored;      /* a TLS 1.3 ticket arrived on this connection */
     int has_offered;        /* 'offered' holds the session we offered */
     int offered_ems;        /* ... and that session's EMS flag */
+    int offered_has_pin;    /* ... and the leaf key pin it was checked with */
+    unsigned char offered_pin[SMTP_TLS_PIN_LEN];
+    int has_peer_pin;       /* peer_pin holds the leaf's key pin */
+    unsigned char peer_pin[SMTP_TLS_PIN_LEN];
     mbedtls_ssl_session offered;
     /* RFC 7627 extended master secret: mbedTLS negotiates it but keeps
      * the result only in its handshake state, freed when the handshake
@@ -99,6 +107,14 @@ size_t smtp_tls_parse_ip(const char *name, unsigned char ip[16]);
 /* mbedTLS's verification callback: adds a name mismatch to the flags and
  * keeps them in the session for the error message. */
 int smtp_tls_verify_cb(void *ud, mbedtls_x509_crt *crt, int depth, uint32_t *flags);
+
+/* tls_pin.c: the leaf's key pin (full handshake: from its certificate;
+ * resumed: the one the cached session was checked with) into
+ * s->peer_pin, and the config's pins checked against it. SMTP_OK or
+ * SMTP_ETLS with err naming both hashes. */
+int smtp_tls_pin_check(struct smtp_tls *s, char *err, size_t errlen);
+/* pin as base64 with padding into out. */
+void smtp_tls_pin_base64(const unsigned char pin[SMTP_TLS_PIN_LEN], char out[SMTP_TLS_PIN_B64]);
 
 /* tls_cache.c: the sessions a config keeps for resumption. */
 void smtp_tls_cache_drop(struct tls_cached *c);

@@ -184,9 +184,13 @@ end
 -- `ciphersuites` and `groups` are lists of IANA names in the order wanted
 -- (e.g. {"TLS_AES_128_GCM_SHA256"}, {"x25519", "secp256r1"}); one this
 -- build lacks is kind `usage`.
+-- `pin_sha256` (a list of base64 SHA-256 hashes of SubjectPublicKeyInfo,
+-- curl's `sha256//` prefix optional) pins the leaf's key, checked with the
+-- CA and name, or instead of them with `verify = "pin"` (README "Key pinning").
 -- @tparam table opts `verify`, `ca_file`, `ca_path`, `ca_pem`, `cert_file`,
 -- `key_file`, `cert_pem`, `key_pem`, `key_password`, `min_version`,
--- `max_version`, `server_name`, `session_cache`, `ciphersuites`, `groups`
+-- `max_version`, `server_name`, `session_cache`, `ciphersuites`, `groups`,
+-- `pin_sha256`
 function smtp.tls_config(opts)
   if type(opts) ~= "table" then usage("smtp.tls_config expects a table of options") end
   if not core.tls_config then

@@ -53,6 +53,7 @@ build = {
         "csrc/tls.c",
         "csrc/tls_cache.c",
         "csrc/tls_names.c",
+        "csrc/tls_pin.c",
         "csrc/tls_verify.c",
         -- vendored mbedTLS sources: begin (make vendor-mbedtls writes this list)
         "vendor/mbedtls/library/aes.c",

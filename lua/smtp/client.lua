@@ -773,7 +773,8 @@ end
 
 --- `{version=, cipher=, peer_subject=, peer_verified=, resumed=}` when
 -- TLS is active, else nil (`resumed`: the handshake reused a session of
--- the same tls_config).
+-- the same tls_config; `peer_pin_sha256`: the leaf key's pin, README "Key
+-- pinning").
 function Client:tls_info()
   if self._closed or not self._tls or not self._t.tls_info then return nil end
   return self._t:tls_info()

@@ -197,7 +197,10 @@ describe("smtp.core TLS #tls", function()
       assert.equal("ping with three parts", read_line(c))
       local info = c:tls_info()
       assert.same({ version = info.version, peer_subject = "CN=localhost", peer_verified = true,
-                    cipher = info.cipher, resumed = false, group = info.group }, info)
+                    cipher = info.cipher, resumed = false, group = info.group,
+                    peer_pin_sha256 = info.peer_pin_sha256 }, info)
+      assert.matches("^[%w+/]+=$", info.peer_pin_sha256)   -- 32 bytes: 43 + "="
+      assert.equal(44, #info.peer_pin_sha256)
       assert.matches("^TLSv1%.[23]$", info.version)
       -- The key share group: named under TLS 1.3 (our first choice, which
       -- Python's OpenSSL takes), unknown under 1.2.

@@ -299,7 +299,9 @@ end
 -- table and in a config object alike (review L9r): accepting either would
 -- drop a CA pin or a version floor silently.
 local UNSUPPORTED = { "ca_file", "ca_path", "ca_pem", "cert_file", "key_file", "cert_pem", "key_pem",
-  "key_password", "min_version", "max_version", "ciphersuites", "groups" }
+  "key_password", "min_version", "max_version", "ciphersuites", "groups",
+  -- nginx's sslhandshake shows no certificate to compare a key pin with.
+  "pin_sha256" }
 
 local function refuse_tls_option(k)
   error(Error.new { kind = "usage", message = "TLS option '" .. k .. "' cannot be honoured by the cosocket"
