@@ -65,12 +65,13 @@ local core = require "smtp.core"
 local Error = require "smtp.error"
 local envelope = require "smtp.envelope"
 local loops = require "smtp.loop"
+local retry_policy = require "smtp.retry"
 
 local type, pairs, ipairs, tostring, tonumber, pcall, error = type, pairs, ipairs, tostring, tonumber, pcall, error
 local setmetatable = setmetatable
 local concat, sort = table.concat, table.sort
 local format, byte, char = string.format, string.byte, string.char
-local floor, min, max, random = math.floor, math.min, math.max, math.random
+local floor, min, max = math.floor, math.min, math.max
 
 local M = {}
 
@@ -278,14 +279,8 @@ end
 
 -- Backoff ----------------------------------------------------------------
 
---- Seconds to wait after the `tries`-th failed attempt: base *
--- factor^(tries-1), capped at max_delay, then spread by +-jitter.
--- `rand` (0..1) defaults to math.random().
-function M.delay(retry, tries, rand)
-  local d = min(retry.base * retry.factor ^ (tries - 1), retry.max_delay)
-  d = d * (1 + retry.jitter * (2 * (rand or random()) - 1))
-  return max(d, 0)
-end
+--- Seconds to wait after the `tries`-th failed attempt (smtp.retry.delay).
+M.delay = retry_policy.delay
 
 local function check_number(v, what, low, high, integer)
   if type(v) ~= "number" or v ~= v or v < low or v > high or (integer and v % 1 ~= 0) then
@@ -642,7 +637,7 @@ local function add_refusals(e, rejected)
   for _, r in ipairs(rejected or {}) do
     local err = r.error
     local why = tostring(err)
-    if Error.is(err) and (err.kind == "permanent" or err.kind == "usage") then
+    if retry_policy.final(err) then
       e.rejected[#e.rejected + 1] = { recipient = r.recipient, reason = why }
     else
       transient = transient or why
@@ -748,7 +743,7 @@ function Outbox:_attempt(e, body, holder, sender, stats)
   local why = is_err and tostring(err) or ("sender failed: " .. tostring(err))
   local outcome = is_err and err.outcome or nil
   add_accepted(e, confirmed(err))
-  if outcome == "unknown" or (marked and outcome == nil) then
+  if retry_policy.unknown(err) or (marked and outcome == nil) then
     local r, note = self:_unknown(e, body, stats, DEFAULT_UNKNOWN .. " (" .. why .. ")")
     if r == "done" then return r end
     return self:_defer(e, body, holder, stats, why .. "; " .. note)
@@ -766,7 +761,7 @@ function Outbox:_attempt(e, body, holder, sender, stats)
     end
     return "done"
   end
-  if is_err and (err.kind == "permanent" or err.kind == "usage") then
+  if retry_policy.final(err) then
     self:_finish(e, body, "failed", why)
     stats.failed = stats.failed + 1
     return "done"

@@ -13,10 +13,11 @@ local core = require "smtp.core"
 local Error = require "smtp.error"
 local envelope = require "smtp.envelope"
 local loops = require "smtp.loop"
+local retry_policy = require "smtp.retry"
 
 local type, pairs, ipairs, pcall, error, tostring, setmetatable, rawget, next =
   type, pairs, ipairs, pcall, error, tostring, setmetatable, rawget, next
-local floor, random, huge = math.floor, math.random, math.huge
+local floor, huge = math.floor, math.huge
 local remove = table.remove
 
 local Pool = {}
@@ -28,11 +29,6 @@ local POOL_KEYS = {
   servers = true, max_messages = true, idle_timeout = true, check_idle_after = true,
   cooldown = true, retry = true, rate = true, sleep = true, _now = true,
 }
-
--- Failures that may succeed on another try.
-local RETRY_KINDS = { transient = true, io = true, timeout = true, tls = true }
--- Failures that say the server (not the message) is in trouble.
-local SERVER_KINDS = { io = true, timeout = true, tls = true }
 
 -- Bounds on loops that wait for a server or probe idle connections.
 local MAX_WAITS = 64
@@ -426,11 +422,7 @@ local function first_envelope(msg, opts)
 end
 
 function Pool:_backoff(try)
-  local r = self.retry
-  local d = r.base * r.factor ^ (try - 1)
-  if d > r.max_delay then d = r.max_delay end
-  d = d * (1 + r.jitter * (2 * random() - 1))
-  return d > 0 and d or 0
+  return retry_policy.delay(self.retry, try)
 end
 
 -- Whether err is one of its own report's recipient rejections (every
@@ -475,7 +467,7 @@ function Send:judge_rejections(rejected)
   local final = {}
   for _, r in ipairs(rejected or {}) do
     self.last_error[r.recipient] = r.error
-    if not (Error.is(r.error) and RETRY_KINDS[r.error.kind]) then
+    if not retry_policy.retryable(r.error) then
       self.final[#self.final + 1] = r
       final[r.recipient] = true
     end
@@ -542,7 +534,7 @@ function Pool:send(msg, opts)
     else
       if not Error.is(res) then error(res, 0) end
       last_err = res
-      if res.code == 421 or SERVER_KINDS[res.kind] then
+      if retry_policy.server_trouble(res) then
         srv.down_until = self.now() + self.cooldown
       end
       local rep = res.report
@@ -554,7 +546,7 @@ function Pool:send(msg, opts)
       local final = st:judge_rejections(rep and rep.rejected)
       for k in pairs(final) do settled[k] = true end
       st.remaining = list_without(st.remaining, settled)
-      if res.outcome == "unknown" then
+      if retry_policy.unknown(res) then
         -- The server may hold the message: resending could duplicate it.
         again = retry.on_unknown ~= nil and retry.on_unknown(res, msg, opts) == true
         if not again then
@@ -564,12 +556,12 @@ function Pool:send(msg, opts)
       elseif is_rcpt_failure(res) then
         again = #st.remaining > 0 and not (opts.all_or_nothing and next(final))
       else
-        again = RETRY_KINDS[res.kind] == true and #st.remaining > 0
+        again = retry_policy.retryable(res) and #st.remaining > 0
       end
     end
     if not again or try == retry.limit then break end
     local delay = self:_backoff(try)
-    if not ok and (res.code == 421 or SERVER_KINDS[res.kind]) and #self:_ready(self.now()) > 0 then
+    if not ok and retry_policy.server_trouble(res) and #self:_ready(self.now()) > 0 then
       delay = 0 -- another server can take it at once
     end
     if delay > 0 then self.sleep(delay) end
