@@ -54,7 +54,8 @@
 -- random part of an id comes from the entropy source.
 -- Files left in tmp/ by a killed writer are copies of something still in
 -- queue/ (or of a put() that never returned an id): never needed again;
--- run() removes those of rewrites (see _sweep_tmp).
+-- run() removes those of rewrites (see _sweep_tmp), and any regular file
+-- there older than an hour, whoever wrote it (issue 25).
 -- The sender must pass opts.progress to sendmail (a plain client and
 -- smtp.pool do); a sender that ignores it loses the "unknown" detection.
 -- A sender that retries inside one send (smtp.pool) leaves the marker set
@@ -769,16 +770,27 @@ function Outbox:_attempt(e, body, holder, sender, stats)
   return self:_defer(e, body, holder, stats, why)
 end
 
+-- No writer keeps a tmp/ file this long (put() and a rewrite write one
+-- and rename it at once): an older one was left by a killed process.
+local TMP_MAX_AGE = 3600
+
 -- Files a killed worker left in tmp/. A rewrite's file (<id>.<pid>.<n>)
 -- is written by the holder of queue/<id>'s lock and renamed before the
 -- lock goes: one whose queue file is gone is garbage now, the others are
 -- once this worker holds that lock (see _handle). put()'s own file (<id>)
--- cannot be told from a put() still running and is left alone.
+-- cannot be told from a put() still running and is left alone for an
+-- hour.
 function Outbox:_sweep_tmp()
   local later = {}
+  local old = core.wall_time() - TMP_MAX_AGE
   for _, name in ipairs(must(core.fs_list(self.dir .. "/tmp"))) do
     local id = name:match("^(.-)%.%d+%.%d+$")
-    if id then
+    -- lstat: a symlink is never followed, only regular files go; the
+    -- file's own mtime, not the outbox clock (a test's clock may be fake).
+    local st = core.fs_lstat(self:_path("tmp", name))
+    if st and st.type == "file" and st.mtime < old then
+      os.remove(self:_path("tmp", name))
+    elseif id then
       if exists(self:_path("queue", id)) then
         later[id] = later[id] or {}
         later[id][#later[id] + 1] = name
