@@ -718,6 +718,15 @@ function Outbox:_attempt(e, body, holder, sender, stats)
   end
   local ok, res = pcall(sender.send, sender, body, opts)
   e.tries = e.tries + 1
+  local ev = self._ev
+  if ev then
+    -- What the events of this attempt say about it (see _process).
+    local rep = ok and res or (Error.is(res) and res.report)
+    ev.tries = e.tries
+    ev.server = type(rep) == "table" and (rep.server or (rep.servers and rep.servers[#rep.servers])) or nil
+    ev.code = ok and type(res) == "table" and res.reply and res.reply.code or (not ok and Error.is(res) and res.code)
+      or nil
+  end
   if mark_failed then
     return self:_defer(e, body, holder, stats, "could not record the in-flight marker: " .. mark_failed)
   end
@@ -833,6 +842,7 @@ function Outbox:_handle(name, holder, sender, stats)
       return self:_hold_unverified(name, d, stats)
     end
   end
+  if e and self._ev then self._ev.tries = e.tries end
   if not e then
     self:_reject_file(name)
     stats.failed = stats.failed + 1
@@ -881,6 +891,11 @@ function Outbox:_hold_unverified(name, where, stats)
   return "skip"
 end
 
+-- Outcome counters of run()'s stats and the event each one is.
+-- An unknown outcome comes first: on_unknown's decision may move another.
+local EVENTS = { { "unknown", "unknown" }, { "delivered", "sent" }, { "failed", "failed" },
+  { "deferred", "deferred" } }
+
 function Outbox:_process(name, sender, stats)
   local lock, why, msg = core.fs_lock(self:_path("queue", name), self.shared)
   if not lock then
@@ -889,8 +904,27 @@ function Outbox:_process(name, sender, stats)
     must(nil, why, msg)
   end
   local holder = { lock = lock, size = why }
+  local hook, before, t0 = self._on_event, nil, nil
+  if hook then
+    -- One event per counter the handling moved (issue 25): the counters
+    -- say what happened, _attempt notes where (self._ev).
+    before = { delivered = stats.delivered, failed = stats.failed, deferred = stats.deferred,
+      unknown = stats.unknown }
+    self._ev, t0 = {}, core.now()
+  end
   local ok, r, nt = pcall(self._handle, self, name, holder, sender, stats)
   holder.lock:unlock()
+  if hook then
+    local ev = self._ev
+    self._ev = nil
+    for _, pair in ipairs(EVENTS) do
+      local counter = pair[1]
+      if stats[counter] ~= before[counter] then
+        pcall(hook, { type = pair[2], id = name, server = ev.server, tries = ev.tries, code = ev.code,
+          ms = floor((core.now() - t0) * 1000 + 0.5) })
+      end
+    end
+  end
   if not ok then error(r, 0) end
   return r, nt
 end
@@ -899,7 +933,8 @@ local function check_run_opts(opts)
   if opts == nil then return {} end
   if type(opts) ~= "table" then usage("outbox:run: options must be a table") end
   for k in pairs(opts) do
-    if k ~= "max_seconds" and k ~= "max_messages" and k ~= "idle_exit" and k ~= "poll" and k ~= "loop" then
+    if k ~= "max_seconds" and k ~= "max_messages" and k ~= "idle_exit" and k ~= "poll" and k ~= "loop"
+        and k ~= "on_event" then
       usage("outbox:run: unknown option '" .. tostring(k) .. "'")
     end
   end
@@ -910,6 +945,9 @@ local function check_run_opts(opts)
     usage("outbox:run: 'idle_exit' must be a boolean")
   end
   if opts.loop ~= nil then loops.check(opts.loop, "outbox:run") end
+  if opts.on_event ~= nil and type(opts.on_event) ~= "function" then
+    usage("outbox:run: 'on_event' must be a function(ev)")
+  end
   return opts
 end
 
@@ -918,7 +956,9 @@ end
 -- passes opts.progress to sendmail: smtp.pool, or a wrapped client).
 -- @tparam[opt] table opts `max_seconds`, `max_messages`, `idle_exit`
 -- (default true: return once nothing is due and unlocked), `poll`
--- (seconds between scans while waiting; default 1), `loop` (SPEC 5.1:
+-- (seconds between scans while waiting; default 1), `on_event =
+-- function(ev)` (one `{type=, id=, server=, tries=, ms=, code=}` per
+-- message sent, failed, deferred or found unknown), `loop` (SPEC 5.1:
 -- the waits between scans go through `loop.sleep`; give the sender, e.g.
 -- an `smtp.pool`, the same loop for its network waits)
 -- @treturn table `{delivered=, failed=, deferred=, unknown=}`: messages
@@ -931,6 +971,7 @@ function Outbox:run(sender, opts)
     usage("outbox:run: 'sender' must be an object with a send(msg, opts) method")
   end
   opts = check_run_opts(opts)
+  self._on_event = opts.on_event
   local stats = { delivered = 0, failed = 0, deferred = 0, unknown = 0 }
   local stop_at = opts.max_seconds and core.now() + opts.max_seconds
   local budget = opts.max_messages

@@ -27,7 +27,7 @@ Pool.__index = Pool
 -- client:authenticate for each server.
 local POOL_KEYS = {
   servers = true, max_messages = true, idle_timeout = true, check_idle_after = true,
-  cooldown = true, retry = true, rate = true, sleep = true, _now = true,
+  cooldown = true, retry = true, rate = true, sleep = true, _now = true, on_event = true,
 }
 
 -- Bounds on loops that wait for a server or probe idle connections.
@@ -127,7 +127,8 @@ end
 -- `{host=, port=, weight=, ...}`, each may override any connection
 -- option), `max_messages`, `idle_timeout`, `check_idle_after`, `cooldown`, `retry = {limit=,
 -- base=, factor=, max_delay=, jitter=, on_unknown=}`, `rate = {messages=,
--- per=}`, `sleep`, and every option of `smtp.connect` and
+-- per=}`, `sleep`, `on_event = function(ev)` (README "Events for
+-- metrics"), and every option of `smtp.connect` and
 -- `client:authenticate` (applied to each server).
 -- @tparam table opts
 -- @treturn smtp.Pool
@@ -139,6 +140,7 @@ function Pool.new(opts)
   if opts.sleep ~= nil and type(opts.sleep) ~= "function" then usage("'sleep' must be a function(seconds)") end
   if opts.loop ~= nil then loops.check(opts.loop, "smtp.pool") end
   if opts._now ~= nil and type(opts._now) ~= "function" then usage("'_now' must be a function") end
+  if opts.on_event ~= nil and type(opts.on_event) ~= "function" then usage("'on_event' must be a function(ev)") end
   local base = {}
   for k, v in pairs(opts) do
     if not POOL_KEYS[k] then base[k] = v end
@@ -155,6 +157,7 @@ function Pool.new(opts)
     -- With a loop, retry waits and cool-downs go through it too (SPEC 5.1).
     sleep = opts.sleep or (opts.loop and opts.loop.sleep) or default_sleep(),
     now = opts._now or core.now,
+    on_event = opts.on_event,
     servers = {},
   }, Pool)
   for i, entry in ipairs(opts.servers) do self.servers[i] = server_of(base, entry, i) end
@@ -425,6 +428,18 @@ function Pool:_backoff(try)
   return retry_policy.delay(self.retry, try)
 end
 
+-- Events for metrics (issue 25): one table per event, built only when
+-- there is a hook; a hook that fails is ignored (counting must never
+-- break sending).
+function Pool:_emit(kind, server, tries, t0, code)
+  pcall(self.on_event, { type = kind, server = server, tries = tries,
+    ms = floor((self.now() - t0) * 1000 + 0.5), code = code })
+end
+
+local function reply_code(report)
+  return report and report.reply and report.reply.code or nil
+end
+
 -- Whether err is one of its own report's recipient rejections (every
 -- recipient refused): then each refusal is judged on its own.
 local function is_rcpt_failure(err)
@@ -508,6 +523,8 @@ function Pool:send(msg, opts)
     remaining = recipients, final = {}, last_error = {},
   }, Send)
   local retry = self.retry
+  local hook = self.on_event
+  local t0 = hook and self.now()
   local last_err
   for try = 1, retry.limit do
     local srv = self:_choose()
@@ -518,9 +535,14 @@ function Pool:send(msg, opts)
     topts.from, topts.to = from, st.remaining
     local ok, res = self:_try(srv, msg, topts, rewind)
     local again
+    if hook and ok and srv.reported_down then
+      srv.reported_down = nil
+      self:_emit("relay_up", srv.label, try, t0)
+    end
     if ok and try == 1 and (res.rejected == nil or res.rejected[1] == nil) then
       -- Every recipient taken at the first try (the common case): the
       -- report the general path below would build, without its tables.
+      if hook then self:_emit("sent", srv.label, 1, t0, reply_code(res)) end
       return { accepted = res.accepted or {}, rejected = {}, reply = res.reply, server = srv.label,
         servers = st.merged.servers, tries = 1 }
     elseif ok then
@@ -528,7 +550,10 @@ function Pool:send(msg, opts)
       local final = st:judge_rejections(res.rejected)
       for k in pairs(final) do done[k] = true end
       st.remaining = list_without(st.remaining, done)
-      if #st.remaining == 0 then return st:report() end
+      if #st.remaining == 0 then
+        if hook then self:_emit("sent", st.merged.server or srv.label, try, t0, reply_code(st.merged)) end
+        return st:report()
+      end
       last_err = st.last_error[st.remaining[1]]
       again = true
     else
@@ -536,6 +561,10 @@ function Pool:send(msg, opts)
       last_err = res
       if retry_policy.server_trouble(res) then
         srv.down_until = self.now() + self.cooldown
+        if hook and not srv.reported_down then
+          srv.reported_down = true
+          self:_emit("relay_down", srv.label, try, t0, res.code)
+        end
       end
       local rep = res.report
       local settled = {}
@@ -551,6 +580,7 @@ function Pool:send(msg, opts)
         again = retry.on_unknown ~= nil and retry.on_unknown(res, msg, opts) == true
         if not again then
           res.tries, res.report = try, st:report(res)
+          if hook then self:_emit("unknown", srv.label, try, t0, res.code) end
           error(res, 0)
         end
       elseif is_rcpt_failure(res) then
@@ -560,6 +590,7 @@ function Pool:send(msg, opts)
       end
     end
     if not again or try == retry.limit then break end
+    if hook then self:_emit("deferred", srv.label, try, t0, last_err and last_err.code) end
     local delay = self:_backoff(try)
     if not ok and retry_policy.server_trouble(res) and #self:_ready(self.now()) > 0 then
       delay = 0 -- another server can take it at once
@@ -569,9 +600,14 @@ function Pool:send(msg, opts)
   local report = st:report(last_err)
   if #report.accepted > 0 and last_err.outcome ~= "unknown" then
     -- Delivered to some: sendmail's rule, the rest are in 'rejected'.
+    if hook then self:_emit("sent", report.server, st.merged.tries, t0, reply_code(report)) end
     return report
   end
   last_err.tries, last_err.report = st.merged.tries, report
+  if hook then
+    self:_emit(retry_policy.unknown(last_err) and "unknown" or "failed", st.merged.servers[st.merged.tries],
+      st.merged.tries, t0, last_err.code)
+  end
   error(last_err, 0)
 end
 
