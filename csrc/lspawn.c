@@ -34,6 +34,7 @@ struct proc {
     int in;          /* our end of its stdin, -1 once closed */
     int out;         /* read end of its stdout+stderr, -1 once closed */
     int status;      /* waitpid status once reaped */
+    int lost;        /* reaped by someone else (SIGCHLD ignored): status unknown */
     int64_t deadline; /* monotonic ms */
     size_t kept;
     char err[ERR_KEEP];
@@ -80,6 +81,7 @@ static int reap(struct proc *p, int options)
         r = waitpid(p->pid, &p->status, options);
     while (r < 0 && errno == EINTR);
     if (r == p->pid || (r < 0 && errno == ECHILD)) {
+        p->lost = r != p->pid;
         p->pid = -1;
         return 1;
     }
@@ -90,7 +92,9 @@ static void kill_and_reap(struct proc *p)
 {
     close_fd(&p->in);
     if (p->pid > 0) {
-        kill(p->pid, SIGKILL);
+        /* Its process group: a sendmail's own helpers (postdrop) too. */
+        if (kill(-p->pid, SIGKILL) != 0)
+            kill(p->pid, SIGKILL);
         reap(p, 0);
     }
     close_fd(&p->out);
@@ -121,8 +125,10 @@ static int lspawn(lua_State *L)
         size_t len;
         const char *s;
         lua_rawgeti(L, 1, i + 1);
-        s = lua_tolstring(L, -1, &len);
-        if (s == NULL || lua_type(L, -1) != LUA_TSTRING || strlen(s) != len)
+        /* Strings only: a number converted here would be a new string
+         * that nothing keeps alive once popped. */
+        s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+        if (s == NULL || strlen(s) != len)
             return smtp_push_failure(L, SMTP_EUSAGE, "spawn: every argument must be a string without NUL");
         /* kept alive by the table at index 1; execve wants char *. */
         memcpy(&argv[i], &s, sizeof s);
@@ -141,6 +147,7 @@ static int lspawn(lua_State *L)
     p->pid = -1;
     p->in = p->out = -1;
     p->status = 0;
+    p->lost = 0;
     p->kept = 0;
     p->deadline = smtp_now_ms() + (int64_t)(timeout * 1000.0);
     luaL_setmetatable(L, SMTP_PROC_MT);
@@ -166,6 +173,7 @@ static int lspawn(lua_State *L)
         sigaction(SIGPIPE, &dfl, NULL);
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
+        setpgid(0, 0);
         if (dup2(sv[1], 0) < 0 || dup2(pv[1], 1) < 0 || dup2(pv[1], 2) < 0)
             _exit(127);
         execve(argv[0], argv, environ);
@@ -180,6 +188,7 @@ static int lspawn(lua_State *L)
         errno = err;
         goto failed;
     }
+    setpgid(pid, pid); /* also here: whichever runs first */
     p->pid = pid;
     p->in = sv[0];
     p->out = pv[0];
@@ -233,7 +242,7 @@ static int lproc_write(lua_State *L)
     return 1;
 }
 
-/* proc:finish() -> {exit=n | signal=n, timeout=true|nil, output=s}:
+/* proc:finish() -> {exit=n | signal=n | timeout=true | lost=true, output=s}:
  * closes its input, then waits (until the deadline, then kills it). */
 static int lproc_finish(lua_State *L)
 {
@@ -266,6 +275,9 @@ static int lproc_finish(lua_State *L)
     if (timed_out) {
         lua_pushboolean(L, 1);
         lua_setfield(L, -2, "timeout");
+    } else if (p->lost) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "lost");
     } else if (WIFEXITED(p->status)) {
         lua_pushinteger(L, WEXITSTATUS(p->status));
         lua_setfield(L, -2, "exit");

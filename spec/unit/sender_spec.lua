@@ -122,6 +122,18 @@ describe("smtp.sender.sendmail", function()
     assert.equal("unknown", err.outcome)
   end)
 
+  it("the timeout kills the program's helpers too (its process group)", function()
+    local pidfile = P.tempdir("sendmail") .. "/helper.pid"
+    local path = program("sleep 30 & echo $! > " .. P.q(pidfile) .. "; wait")
+    local s = smtp.sender.sendmail { path = path, timeout = 0.5 }
+    local ok, err = pcall(s.send, s, RAW, {})
+    assert.is_false(ok)
+    assert.equal("timeout", err.kind)
+    local helper = tonumber((P.read_file(pidfile) or ""):match("%d+"))
+    assert.is_number(helper)
+    assert.is_true(P.wait_for(5, function() return not P.alive(helper) end, 0.05) == true)
+  end)
+
   it("a program killed by a signal after reading the message: kind io, outcome unknown", function()
     local path = program("kill -9 $$")
     local s = smtp.sender.sendmail { path = path }

@@ -98,6 +98,10 @@ function Sendmail:send(msg, opts)
     common.fail({ kind = "timeout", outcome = "unknown",
       message = WHO .. ": " .. self.path .. " still running after " .. self.timeout .. " s" .. said(r.output) },
       label, to)
+  elseif r.lost then
+    common.fail({ kind = "io", outcome = "unknown",
+      message = WHO .. ": the exit status of " .. self.path .. " was taken by another waiter (SIGCHLD ignored?)" },
+      label, to)
   elseif r.signal then
     common.fail({ kind = "io", outcome = "unknown", signal = r.signal,
       message = WHO .. ": " .. self.path .. " killed by signal " .. r.signal .. said(r.output) }, label, to)
