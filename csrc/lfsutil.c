@@ -325,7 +325,7 @@ static int lfs_read_file(lua_State *L)
     return n;
 }
 
-/* fs_lstat(path) -> {type=, uid=, mode=, nlink=, size=, mine=} | nil, kind,
+/* fs_lstat(path) -> {type=, uid=, mode=, nlink=, size=, mine=, mtime=} | nil, kind,
  * msg, without following a symlink (type "link"); mode is the permission
  * bits, mine whether the caller's effective uid owns it. */
 static int lfs_lstat(lua_State *L)
@@ -334,7 +334,7 @@ static int lfs_lstat(lua_State *L)
     PATH_ARG(path, 1);
     if (lstat(path, &st) != 0)
         return fail_io(L, "cannot look at", path, errno);
-    lua_createtable(L, 0, 6);
+    lua_createtable(L, 0, 7);
     lua_pushstring(L, S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "directory"
                       : S_ISLNK(st.st_mode) ? "link" : "other");
     lua_setfield(L, -2, "type");
@@ -348,6 +348,8 @@ static int lfs_lstat(lua_State *L)
     lua_setfield(L, -2, "size");
     lua_pushboolean(L, st.st_uid == geteuid());
     lua_setfield(L, -2, "mine");
+    lua_pushnumber(L, (lua_Number)st.st_mtime);
+    lua_setfield(L, -2, "mtime");
     return 1;
 }
 

@@ -6,6 +6,7 @@
 #include "lpoolkey.h"
 #include "lfsutil.h"
 #include "lresolve.h"
+#include "lspawn.h"
 
 int smtp_push_failure(lua_State *L, int code, const char *message)
 {
@@ -46,6 +47,7 @@ static const smtp_opener openers[] = {
     lpoolkey_open,
     lfsutil_open,
     lresolve_open,
+    lspawn_open,
     NULL
 };
 

@@ -175,6 +175,11 @@ function smtp.outbox(dir, opts)
   return require("smtp.outbox").open(dir, opts)
 end
 
+--- Senders with smtp.pool's `send(msg, opts)` and report that need no
+-- SMTP server (lua/smtp/sender.lua): `smtp.sender.sendmail{path=,
+-- args=, timeout=}`, `smtp.sender.maildir(dir)`, `smtp.sender.memory()`.
+smtp.sender = require "smtp.sender"
+
 --- A reusable TLS configuration (mbedTLS). See SPEC section 3.
 -- `min_version`/`max_version` ("1.2", "1.3") bound the protocol; TLS 1.3
 -- needs the mbedTLS 3.6 build, the default (kind `tls` under

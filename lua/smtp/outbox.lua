@@ -54,7 +54,8 @@
 -- random part of an id comes from the entropy source.
 -- Files left in tmp/ by a killed writer are copies of something still in
 -- queue/ (or of a put() that never returned an id): never needed again;
--- run() removes those of rewrites (see _sweep_tmp).
+-- run() removes those of rewrites (see _sweep_tmp), and any regular file
+-- there older than an hour, whoever wrote it (issue 25).
 -- The sender must pass opts.progress to sendmail (a plain client and
 -- smtp.pool do); a sender that ignores it loses the "unknown" detection.
 -- A sender that retries inside one send (smtp.pool) leaves the marker set
@@ -65,12 +66,13 @@ local core = require "smtp.core"
 local Error = require "smtp.error"
 local envelope = require "smtp.envelope"
 local loops = require "smtp.loop"
+local retry_policy = require "smtp.retry"
 
 local type, pairs, ipairs, tostring, tonumber, pcall, error = type, pairs, ipairs, tostring, tonumber, pcall, error
 local setmetatable = setmetatable
 local concat, sort = table.concat, table.sort
 local format, byte, char = string.format, string.byte, string.char
-local floor, min, max, random = math.floor, math.min, math.max, math.random
+local floor, min, max = math.floor, math.min, math.max
 
 local M = {}
 
@@ -278,14 +280,8 @@ end
 
 -- Backoff ----------------------------------------------------------------
 
---- Seconds to wait after the `tries`-th failed attempt: base *
--- factor^(tries-1), capped at max_delay, then spread by +-jitter.
--- `rand` (0..1) defaults to math.random().
-function M.delay(retry, tries, rand)
-  local d = min(retry.base * retry.factor ^ (tries - 1), retry.max_delay)
-  d = d * (1 + retry.jitter * (2 * (rand or random()) - 1))
-  return max(d, 0)
-end
+--- Seconds to wait after the `tries`-th failed attempt (smtp.retry.delay).
+M.delay = retry_policy.delay
 
 local function check_number(v, what, low, high, integer)
   if type(v) ~= "number" or v ~= v or v < low or v > high or (integer and v % 1 ~= 0) then
@@ -642,7 +638,7 @@ local function add_refusals(e, rejected)
   for _, r in ipairs(rejected or {}) do
     local err = r.error
     local why = tostring(err)
-    if Error.is(err) and (err.kind == "permanent" or err.kind == "usage") then
+    if retry_policy.final(err) then
       e.rejected[#e.rejected + 1] = { recipient = r.recipient, reason = why }
     else
       transient = transient or why
@@ -722,6 +718,15 @@ function Outbox:_attempt(e, body, holder, sender, stats)
   end
   local ok, res = pcall(sender.send, sender, body, opts)
   e.tries = e.tries + 1
+  local ev = self._ev
+  if ev then
+    -- What the events of this attempt say about it (see _process).
+    local rep = ok and res or (Error.is(res) and res.report)
+    ev.tries = e.tries
+    ev.server = type(rep) == "table" and (rep.server or (rep.servers and rep.servers[#rep.servers])) or nil
+    ev.code = ok and type(res) == "table" and res.reply and res.reply.code or (not ok and Error.is(res) and res.code)
+      or nil
+  end
   if mark_failed then
     return self:_defer(e, body, holder, stats, "could not record the in-flight marker: " .. mark_failed)
   end
@@ -748,7 +753,7 @@ function Outbox:_attempt(e, body, holder, sender, stats)
   local why = is_err and tostring(err) or ("sender failed: " .. tostring(err))
   local outcome = is_err and err.outcome or nil
   add_accepted(e, confirmed(err))
-  if outcome == "unknown" or (marked and outcome == nil) then
+  if retry_policy.unknown(err) or (marked and outcome == nil) then
     local r, note = self:_unknown(e, body, stats, DEFAULT_UNKNOWN .. " (" .. why .. ")")
     if r == "done" then return r end
     return self:_defer(e, body, holder, stats, why .. "; " .. note)
@@ -766,7 +771,7 @@ function Outbox:_attempt(e, body, holder, sender, stats)
     end
     return "done"
   end
-  if is_err and (err.kind == "permanent" or err.kind == "usage") then
+  if retry_policy.final(err) then
     self:_finish(e, body, "failed", why)
     stats.failed = stats.failed + 1
     return "done"
@@ -774,16 +779,27 @@ function Outbox:_attempt(e, body, holder, sender, stats)
   return self:_defer(e, body, holder, stats, why)
 end
 
+-- No writer keeps a tmp/ file this long (put() and a rewrite write one
+-- and rename it at once): an older one was left by a killed process.
+local TMP_MAX_AGE = 3600
+
 -- Files a killed worker left in tmp/. A rewrite's file (<id>.<pid>.<n>)
 -- is written by the holder of queue/<id>'s lock and renamed before the
 -- lock goes: one whose queue file is gone is garbage now, the others are
 -- once this worker holds that lock (see _handle). put()'s own file (<id>)
--- cannot be told from a put() still running and is left alone.
+-- cannot be told from a put() still running and is left alone for an
+-- hour.
 function Outbox:_sweep_tmp()
   local later = {}
+  local old = core.wall_time() - TMP_MAX_AGE
   for _, name in ipairs(must(core.fs_list(self.dir .. "/tmp"))) do
     local id = name:match("^(.-)%.%d+%.%d+$")
-    if id then
+    -- lstat: a symlink is never followed, only regular files go; the
+    -- file's own mtime, not the outbox clock (a test's clock may be fake).
+    local st = core.fs_lstat(self:_path("tmp", name))
+    if st and st.type == "file" and st.mtime < old then
+      os.remove(self:_path("tmp", name))
+    elseif id then
       if exists(self:_path("queue", id)) then
         later[id] = later[id] or {}
         later[id][#later[id] + 1] = name
@@ -826,6 +842,7 @@ function Outbox:_handle(name, holder, sender, stats)
       return self:_hold_unverified(name, d, stats)
     end
   end
+  if e and self._ev then self._ev.tries = e.tries end
   if not e then
     self:_reject_file(name)
     stats.failed = stats.failed + 1
@@ -874,6 +891,11 @@ function Outbox:_hold_unverified(name, where, stats)
   return "skip"
 end
 
+-- Outcome counters of run()'s stats and the event each one is.
+-- An unknown outcome comes first: on_unknown's decision may move another.
+local EVENTS = { { "unknown", "unknown" }, { "delivered", "sent" }, { "failed", "failed" },
+  { "deferred", "deferred" } }
+
 function Outbox:_process(name, sender, stats)
   local lock, why, msg = core.fs_lock(self:_path("queue", name), self.shared)
   if not lock then
@@ -882,8 +904,27 @@ function Outbox:_process(name, sender, stats)
     must(nil, why, msg)
   end
   local holder = { lock = lock, size = why }
+  local hook, before, t0 = self._on_event, nil, nil
+  if hook then
+    -- One event per counter the handling moved (issue 25): the counters
+    -- say what happened, _attempt notes where (self._ev).
+    before = { delivered = stats.delivered, failed = stats.failed, deferred = stats.deferred,
+      unknown = stats.unknown }
+    self._ev, t0 = {}, core.now()
+  end
   local ok, r, nt = pcall(self._handle, self, name, holder, sender, stats)
   holder.lock:unlock()
+  if hook then
+    local ev = self._ev
+    self._ev = nil
+    for _, pair in ipairs(EVENTS) do
+      local counter = pair[1]
+      if stats[counter] ~= before[counter] then
+        pcall(hook, { type = pair[2], id = name, server = ev.server, tries = ev.tries, code = ev.code,
+          ms = floor((core.now() - t0) * 1000 + 0.5) })
+      end
+    end
+  end
   if not ok then error(r, 0) end
   return r, nt
 end
@@ -892,7 +933,8 @@ local function check_run_opts(opts)
   if opts == nil then return {} end
   if type(opts) ~= "table" then usage("outbox:run: options must be a table") end
   for k in pairs(opts) do
-    if k ~= "max_seconds" and k ~= "max_messages" and k ~= "idle_exit" and k ~= "poll" and k ~= "loop" then
+    if k ~= "max_seconds" and k ~= "max_messages" and k ~= "idle_exit" and k ~= "poll" and k ~= "loop"
+        and k ~= "on_event" then
       usage("outbox:run: unknown option '" .. tostring(k) .. "'")
     end
   end
@@ -903,6 +945,9 @@ local function check_run_opts(opts)
     usage("outbox:run: 'idle_exit' must be a boolean")
   end
   if opts.loop ~= nil then loops.check(opts.loop, "outbox:run") end
+  if opts.on_event ~= nil and type(opts.on_event) ~= "function" then
+    usage("outbox:run: 'on_event' must be a function(ev)")
+  end
   return opts
 end
 
@@ -911,7 +956,9 @@ end
 -- passes opts.progress to sendmail: smtp.pool, or a wrapped client).
 -- @tparam[opt] table opts `max_seconds`, `max_messages`, `idle_exit`
 -- (default true: return once nothing is due and unlocked), `poll`
--- (seconds between scans while waiting; default 1), `loop` (SPEC 5.1:
+-- (seconds between scans while waiting; default 1), `on_event =
+-- function(ev)` (one `{type=, id=, server=, tries=, ms=, code=}` per
+-- message sent, failed, deferred or found unknown), `loop` (SPEC 5.1:
 -- the waits between scans go through `loop.sleep`; give the sender, e.g.
 -- an `smtp.pool`, the same loop for its network waits)
 -- @treturn table `{delivered=, failed=, deferred=, unknown=}`: messages
@@ -924,6 +971,7 @@ function Outbox:run(sender, opts)
     usage("outbox:run: 'sender' must be an object with a send(msg, opts) method")
   end
   opts = check_run_opts(opts)
+  self._on_event = opts.on_event
   local stats = { delivered = 0, failed = 0, deferred = 0, unknown = 0 }
   local stop_at = opts.max_seconds and core.now() + opts.max_seconds
   local budget = opts.max_messages

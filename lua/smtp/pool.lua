@@ -14,10 +14,11 @@ local Error = require "smtp.error"
 local envelope = require "smtp.envelope"
 local loops = require "smtp.loop"
 local url = require "smtp.url"
+local retry_policy = require "smtp.retry"
 
 local type, pairs, ipairs, pcall, error, tostring, setmetatable, rawget, next =
   type, pairs, ipairs, pcall, error, tostring, setmetatable, rawget, next
-local floor, random, huge = math.floor, math.random, math.huge
+local floor, huge = math.floor, math.huge
 local remove = table.remove
 
 local Pool = {}
@@ -27,13 +28,8 @@ Pool.__index = Pool
 -- client:authenticate for each server.
 local POOL_KEYS = {
   servers = true, max_messages = true, idle_timeout = true, check_idle_after = true,
-  cooldown = true, retry = true, rate = true, sleep = true, _now = true,
+  cooldown = true, retry = true, rate = true, sleep = true, _now = true, on_event = true,
 }
-
--- Failures that may succeed on another try.
-local RETRY_KINDS = { transient = true, io = true, timeout = true, tls = true }
--- Failures that say the server (not the message) is in trouble.
-local SERVER_KINDS = { io = true, timeout = true, tls = true }
 
 -- Bounds on loops that wait for a server or probe idle connections.
 local MAX_WAITS = 64
@@ -134,7 +130,8 @@ end
 -- `{host=, port=, weight=, ...}`, each may override any connection
 -- option), `max_messages`, `idle_timeout`, `check_idle_after`, `cooldown`, `retry = {limit=,
 -- base=, factor=, max_delay=, jitter=, on_unknown=}`, `rate = {messages=,
--- per=}`, `sleep`, and every option of `smtp.connect` and
+-- per=}`, `sleep`, `on_event = function(ev)` (README "Events for
+-- metrics"), and every option of `smtp.connect` and
 -- `client:authenticate` (applied to each server; a `url` of the pool or
 -- of an entry gives what the merged options leave unset).
 -- @tparam table opts
@@ -147,6 +144,7 @@ function Pool.new(opts)
   if opts.sleep ~= nil and type(opts.sleep) ~= "function" then usage("'sleep' must be a function(seconds)") end
   if opts.loop ~= nil then loops.check(opts.loop, "smtp.pool") end
   if opts._now ~= nil and type(opts._now) ~= "function" then usage("'_now' must be a function") end
+  if opts.on_event ~= nil and type(opts.on_event) ~= "function" then usage("'on_event' must be a function(ev)") end
   local base = {}
   for k, v in pairs(opts) do
     if not POOL_KEYS[k] then base[k] = v end
@@ -163,6 +161,7 @@ function Pool.new(opts)
     -- With a loop, retry waits and cool-downs go through it too (SPEC 5.1).
     sleep = opts.sleep or (opts.loop and opts.loop.sleep) or default_sleep(),
     now = opts._now or core.now,
+    on_event = opts.on_event,
     servers = {},
   }, Pool)
   for i, entry in ipairs(opts.servers) do self.servers[i] = server_of(base, entry, i) end
@@ -424,11 +423,19 @@ local function first_envelope(msg, opts)
 end
 
 function Pool:_backoff(try)
-  local r = self.retry
-  local d = r.base * r.factor ^ (try - 1)
-  if d > r.max_delay then d = r.max_delay end
-  d = d * (1 + r.jitter * (2 * random() - 1))
-  return d > 0 and d or 0
+  return retry_policy.delay(self.retry, try)
+end
+
+-- Events for metrics (issue 25): one table per event, built only when
+-- there is a hook; a hook that fails is ignored (counting must never
+-- break sending).
+function Pool:_emit(kind, server, tries, t0, code)
+  pcall(self.on_event, { type = kind, server = server, tries = tries,
+    ms = floor((self.now() - t0) * 1000 + 0.5), code = code })
+end
+
+local function reply_code(report)
+  return report and report.reply and report.reply.code or nil
 end
 
 -- Whether err is one of its own report's recipient rejections (every
@@ -473,7 +480,7 @@ function Send:judge_rejections(rejected)
   local final = {}
   for _, r in ipairs(rejected or {}) do
     self.last_error[r.recipient] = r.error
-    if not (Error.is(r.error) and RETRY_KINDS[r.error.kind]) then
+    if not retry_policy.retryable(r.error) then
       self.final[#self.final + 1] = r
       final[r.recipient] = true
     end
@@ -514,6 +521,8 @@ function Pool:send(msg, opts)
     remaining = recipients, final = {}, last_error = {},
   }, Send)
   local retry = self.retry
+  local hook = self.on_event
+  local t0 = hook and self.now()
   local last_err
   for try = 1, retry.limit do
     local srv = self:_choose()
@@ -524,9 +533,14 @@ function Pool:send(msg, opts)
     topts.from, topts.to = from, st.remaining
     local ok, res = self:_try(srv, msg, topts, rewind)
     local again
+    if hook and ok and srv.reported_down then
+      srv.reported_down = nil
+      self:_emit("relay_up", srv.label, try, t0)
+    end
     if ok and try == 1 and (res.rejected == nil or res.rejected[1] == nil) then
       -- Every recipient taken at the first try (the common case): the
       -- report the general path below would build, without its tables.
+      if hook then self:_emit("sent", srv.label, 1, t0, reply_code(res)) end
       return { accepted = res.accepted or {}, rejected = {}, reply = res.reply, server = srv.label,
         servers = st.merged.servers, tries = 1 }
     elseif ok then
@@ -534,14 +548,21 @@ function Pool:send(msg, opts)
       local final = st:judge_rejections(res.rejected)
       for k in pairs(final) do done[k] = true end
       st.remaining = list_without(st.remaining, done)
-      if #st.remaining == 0 then return st:report() end
+      if #st.remaining == 0 then
+        if hook then self:_emit("sent", st.merged.server or srv.label, try, t0, reply_code(st.merged)) end
+        return st:report()
+      end
       last_err = st.last_error[st.remaining[1]]
       again = true
     else
       if not Error.is(res) then error(res, 0) end
       last_err = res
-      if res.code == 421 or SERVER_KINDS[res.kind] then
+      if retry_policy.server_trouble(res) then
         srv.down_until = self.now() + self.cooldown
+        if hook and not srv.reported_down then
+          srv.reported_down = true
+          self:_emit("relay_down", srv.label, try, t0, res.code)
+        end
       end
       local rep = res.report
       local settled = {}
@@ -552,22 +573,24 @@ function Pool:send(msg, opts)
       local final = st:judge_rejections(rep and rep.rejected)
       for k in pairs(final) do settled[k] = true end
       st.remaining = list_without(st.remaining, settled)
-      if res.outcome == "unknown" then
+      if retry_policy.unknown(res) then
         -- The server may hold the message: resending could duplicate it.
         again = retry.on_unknown ~= nil and retry.on_unknown(res, msg, opts) == true
         if not again then
           res.tries, res.report = try, st:report(res)
+          if hook then self:_emit("unknown", srv.label, try, t0, res.code) end
           error(res, 0)
         end
       elseif is_rcpt_failure(res) then
         again = #st.remaining > 0 and not (opts.all_or_nothing and next(final))
       else
-        again = RETRY_KINDS[res.kind] == true and #st.remaining > 0
+        again = retry_policy.retryable(res) and #st.remaining > 0
       end
     end
     if not again or try == retry.limit then break end
+    if hook then self:_emit("deferred", srv.label, try, t0, last_err and last_err.code) end
     local delay = self:_backoff(try)
-    if not ok and (res.code == 421 or SERVER_KINDS[res.kind]) and #self:_ready(self.now()) > 0 then
+    if not ok and retry_policy.server_trouble(res) and #self:_ready(self.now()) > 0 then
       delay = 0 -- another server can take it at once
     end
     if delay > 0 then self.sleep(delay) end
@@ -575,9 +598,14 @@ function Pool:send(msg, opts)
   local report = st:report(last_err)
   if #report.accepted > 0 and last_err.outcome ~= "unknown" then
     -- Delivered to some: sendmail's rule, the rest are in 'rejected'.
+    if hook then self:_emit("sent", report.server, st.merged.tries, t0, reply_code(report)) end
     return report
   end
   last_err.tries, last_err.report = st.merged.tries, report
+  if hook then
+    self:_emit(retry_policy.unknown(last_err) and "unknown" or "failed", st.merged.servers[st.merged.tries],
+      st.merged.tries, t0, last_err.code)
+  end
   error(last_err, 0)
 end
 

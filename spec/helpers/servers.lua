@@ -47,7 +47,9 @@
 --   alice, bob, carol), others at example.test get 550 5.1.1, other
 --   domains 554 5.7.1 (no relaying, even after AUTH). main: extra main.cf
 --   settings {name = value}. tls = {cert=, key=} replaces the server
---   certificate (default certs.server_cert, e.g. c.expired_cert). Needs
+--   certificate (default certs.server_cert, e.g. c.expired_cert).
+--   pickup = true also runs pickup(8), so that Postfix's own sendmail
+--   (`/usr/sbin/sendmail -C h.config_dir`) delivers into the instance. Needs
 --   root (the master runs as root, daemons as the postfix user).
 --   h:messages([mailbox]) -> deliveries in order, each {mailbox=, file=,
 --     raw=<Maildir file>, added=<headers Postfix prepended: Return-Path,
@@ -441,6 +443,10 @@ scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
 ]]
 
+-- Local submission (Postfix's own sendmail -> postdrop -> maildrop/):
+-- only instances that ask for it (opts.pickup) run the pickup daemon.
+local PICKUP_CF = "pickup    unix  n       -       n       60      1       pickup\n"
+
 -- The queue layout `postfix check` would create (postfix-files), made
 -- directly: `postfix check` takes seconds.
 local QUEUE_DIRS = {
@@ -562,7 +568,7 @@ function M.postfix(opts)
     P.write_file(h.config_dir .. "/main.cf", main, "0644")
     P.write_file(h.config_dir .. "/master.cf", fill(MASTER_CF, {
       PLAIN = h.ports.plain, STARTTLS = h.ports.starttls, SMTPS = h.ports.smtps,
-    }), "0644")
+    }) .. (opts.pickup and PICKUP_CF or ""), "0644")
     -- Postfix re-reads a configuration file until it is over a second old
     -- (dict_load_file: 300 ms naps), which would add ~2 s to each start.
     P.run("touch -d 2000-01-01 " .. P.q(h.config_dir) .. "/*")
