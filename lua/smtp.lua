@@ -253,10 +253,17 @@ local function with_ascii_host(opts)
   if opts.host:sub(1, 1) == "/" then return opts end
   local host = idna.to_ascii(opts.host, "smtp.connect: host")
   local peer = idna.to_ascii(opts.tls_peer, "smtp.connect: tls_peer")
-  if host == opts.host and peer == opts.tls_peer then return opts end
+  local proxy = opts.proxy
+  local proxy_host = proxy and idna.to_ascii(proxy.host, "smtp.connect: proxy.host")
+  if host == opts.host and peer == opts.tls_peer and (not proxy or proxy_host == proxy.host) then return opts end
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
   o.host, o.tls_peer = host, peer
+  if proxy and proxy_host ~= proxy.host then
+    o.proxy = {}
+    for k, v in pairs(proxy) do o.proxy[k] = v end
+    o.proxy.host = proxy_host
+  end
   return o
 end
 

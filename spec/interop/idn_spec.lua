@@ -3,7 +3,8 @@
 -- user@bücher.example as its A-label mailbox, and the Maildir file is read
 -- back; a TLS peer whose certificate names only the A-label is verified
 -- through a U-label tls_peer; a U-label connect host is resolved as its
--- A-label by a stub DNS server in a network namespace of its own.
+-- A-label by a stub DNS server in a network namespace of its own, and by
+-- a SOCKS5 proxy's remote DNS (ATYP 3).
 local smtp = require "smtp"
 local servers = require "helpers.servers"
 local P = require "helpers.proc"
@@ -114,5 +115,28 @@ describe("IDN connect host in DNS #interop", function()
     -- The stub saw the A-label query, never the UTF-8 bytes.
     assert.truthy(out:find("QUERY " .. "xn--bcher-kva.test", 1, true), out)
     assert.is_nil(out:find("QUERY b\239\191\189", 1, true), out)
+  end)
+end)
+
+describe("IDN connect host through a SOCKS5 proxy #interop", function()
+  it("sends the A-label as the ATYP 3 name (Dante resolves only that)", function()
+    local proxies = require "helpers.proxies"
+    if not proxies.namespaces() then
+      pending("needs mount namespaces (unshare -m) for Dante's private /etc/hosts")
+      return
+    end
+    local dante = proxies.dante { hosts = { ["xn--bcher-kva.test"] = "127.0.0.1" } }
+    local server = servers.aiosmtpd {}
+    local ok, err = pcall(function()
+      local client = smtp.connect { host = "bücher.test", port = server.port, timeout = 5,
+        proxy = { type = "socks5", host = dante.host, port = dante.port } }
+      client:sendmail("Subject: socks idn\r\n\r\nx\r\n", { from = "a@example.org", to = { "b@example.org" } })
+      client:quit()
+      assert(server:wait_messages(1))
+    end)
+    local log = dante:log()
+    server:stop()
+    dante:stop()
+    assert(ok, tostring(err) .. "\n" .. log)
   end)
 end)

@@ -129,4 +129,10 @@ describe("smtp.connect host", function()
     local err = usage_error(smtp.connect, { host = "-bücher.example", port = 1, timeout = 1 })
     assert.truthy(err.message:find("-bücher.example", 1, true), err.message)
   end)
+
+  it("nor is a proxy host libidn2 refuses (it is looked up in DNS too)", function()
+    local err = usage_error(smtp.connect, { host = "mx.example.org", port = 25, timeout = 1,
+      proxy = { type = "socks5", host = "-proxy-ü.example", port = 1080 } })
+    assert.truthy(err.message:find("proxy.host", 1, true), err.message)
+  end)
 end)
