@@ -7,6 +7,9 @@ LUA_PC ?= $(LUA)
 LUA_CFLAGS ?= $(shell pkg-config --cflags $(LUA_PC) 2>/dev/null)
 GSASL_CFLAGS ?= $(shell pkg-config --cflags libgsasl 2>/dev/null)
 GSASL_LIBS ?= $(shell pkg-config --libs libgsasl 2>/dev/null || echo -lgsasl)
+# libidn2 (IDNA2008 / UTS 46) turns internationalised domains into A-labels.
+IDN2_CFLAGS ?= $(shell pkg-config --cflags libidn2 2>/dev/null)
+IDN2_LIBS ?= $(shell pkg-config --libs libidn2 2>/dev/null || echo -lidn2)
 # Which mbedTLS (mk/mbedtls.mk): the vendored 3.6 (default) or the system
 # 2.28 (MBEDTLS=system); 3.6 and 2.28 are the old names of the two.
 MBEDTLS ?= vendored
@@ -18,9 +21,9 @@ WARN = -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wcast-qual \
        -Wdeclaration-after-statement -Wno-unused-parameter
 OPT ?= -O2 -g
 CFLAGS_ALL = $(OPT) $(WARN) -std=c99 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
-             -fPIC -fvisibility=hidden $(MBEDTLS_CFLAGS) $(LUA_CFLAGS) $(GSASL_CFLAGS) $(EXTRA_CFLAGS)
+             -fPIC -fvisibility=hidden $(MBEDTLS_CFLAGS) $(LUA_CFLAGS) $(GSASL_CFLAGS) $(IDN2_CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS_ALL = -shared $(EXTRA_LDFLAGS)
-LIBS = $(MBEDTLS_LIBS) $(GSASL_LIBS) -pthread
+LIBS = $(MBEDTLS_LIBS) $(GSASL_LIBS) $(IDN2_LIBS) -pthread
 
 # The one list of our C sources; with the vendored mbedTLS sources
 # (mk/mbedtls.mk, `make print-srcs`) spec/unit/build_spec.lua checks that

@@ -7,6 +7,7 @@
 #include "lfsutil.h"
 #include "lresolve.h"
 #include "lspawn.h"
+#include "lidn.h"
 
 int smtp_push_failure(lua_State *L, int code, const char *message)
 {
@@ -48,6 +49,7 @@ static const smtp_opener openers[] = {
     lfsutil_open,
     lresolve_open,
     lspawn_open,
+    lidn_open,
     NULL
 };
 

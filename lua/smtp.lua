@@ -12,6 +12,7 @@ local socket_transport = require "smtp.transport.socket"
 local loop_transport = require "smtp.transport.loop"
 local loops = require "smtp.loop"
 local url = require "smtp.url"
+local idna = require "smtp.idna"
 
 local type, tostring, tonumber, pairs, ipairs, error, pcall = type, tostring, tonumber, pairs, ipairs, error, pcall
 
@@ -245,6 +246,27 @@ function connect_transport(opts, port, mode, deadline)
     message = "no pooled connection answered and no fresh one could be opened" }, 0)
 end
 
+-- DNS, SNI and the certificate's names all want the A-label form of an
+-- internationalised host: converted once here, every transport and
+-- resolver (C, c-ares, event loops, a proxy's remote DNS) gets it.
+local function with_ascii_host(opts)
+  if opts.host:sub(1, 1) == "/" then return opts end
+  local host = idna.to_ascii(opts.host, "smtp.connect: host")
+  local peer = idna.to_ascii(opts.tls_peer, "smtp.connect: tls_peer")
+  local proxy = opts.proxy
+  local proxy_host = proxy and idna.to_ascii(proxy.host, "smtp.connect: proxy.host")
+  if host == opts.host and peer == opts.tls_peer and (not proxy or proxy_host == proxy.host) then return opts end
+  local o = {}
+  for k, v in pairs(opts) do o[k] = v end
+  o.host, o.tls_peer = host, peer
+  if proxy and proxy_host ~= proxy.host then
+    o.proxy = {}
+    for k, v in pairs(proxy) do o.proxy[k] = v end
+    o.proxy.host = proxy_host
+  end
+  return o
+end
+
 --- Opens a connection and reads the greeting. See SPEC section 1.1.
 -- `timeouts` may name the phases `connect`, `greeting`, `mail`, `rcpt`,
 -- `data_init`, `data_block`, `data_end` (RFC 5321 4.5.3.2) and `command`,
@@ -269,6 +291,7 @@ function smtp.connect(opts)
     o.host = bare_host:gsub("^IPv6:", "")
     opts = o
   end
+  opts = with_ascii_host(opts)
   port = port or (mode == "implicit" and smtp.smtps_port or smtp.tcp_port)
   local timeouts = opts.timeouts or {}
   local deadline = core.now() + (timeouts.connect or opts.timeout or 60)

@@ -17,7 +17,7 @@ FUZZ_ALL = $(patsubst fuzz/fuzz_%.c,%,$(sort $(wildcard fuzz/fuzz_*.c)))
 FUZZ ?= $(FUZZ_ALL)
 FUZZ_FLAGS = -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
              -fno-omit-frame-pointer $(WARN) -std=c99 -D_POSIX_C_SOURCE=200809L \
-             -D_DEFAULT_SOURCE $(MBEDTLS_CFLAGS) $(LUA_CFLAGS) $(GSASL_CFLAGS)
+             -D_DEFAULT_SOURCE $(MBEDTLS_CFLAGS) $(LUA_CFLAGS) $(GSASL_CFLAGS) $(IDN2_CFLAGS)
 LUA_LIBS ?= $(shell pkg-config --libs $(LUA_PC) 2>/dev/null || echo -llua5.4)
 # Extra sources and libraries per target, beyond csrc/<name>.c. The
 # address target links the whole module, preloaded as smtp.core.

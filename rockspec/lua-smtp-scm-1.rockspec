@@ -20,6 +20,7 @@ dependencies = {
 -- compiled into smtp.core with vendor/config/smtp_mbedtls_config.h.
 external_dependencies = {
   GSASL = { header = "gsasl.h", library = "gsasl" },
+  IDN2 = { header = "idn2.h", library = "idn2" },
 }
 build = {
   type = "builtin",
@@ -38,6 +39,7 @@ build = {
         "csrc/ldkim.c",
         "csrc/ldotstuff.c",
         "csrc/lfsutil.c",
+        "csrc/lidn.c",
         "csrc/lpoolkey.c",
         "csrc/lreply.c",
         "csrc/lresolve.c",
@@ -174,9 +176,9 @@ build = {
       -- MBEDTLS_INCDIRS and MBEDTLS_DEFINE of mk/mbedtls.mk
       incdirs = { "csrc", "vendor/config", "vendor/mbedtls/include", "vendor/mbedtls/library",
         "vendor/mbedtls/3rdparty/everest/include", "vendor/mbedtls/3rdparty/everest/include/everest",
-        "vendor/mbedtls/3rdparty/everest/include/everest/kremlib", "$(GSASL_INCDIR)" },
-      libdirs = { "$(GSASL_LIBDIR)" },
-      libraries = { "gsasl", "pthread" },
+        "vendor/mbedtls/3rdparty/everest/include/everest/kremlib", "$(GSASL_INCDIR)", "$(IDN2_INCDIR)" },
+      libdirs = { "$(GSASL_LIBDIR)", "$(IDN2_LIBDIR)" },
+      libraries = { "gsasl", "idn2", "pthread" },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE", 'MBEDTLS_CONFIG_FILE="smtp_mbedtls_config.h"' },
     },
     ["smtp"] = "lua/smtp.lua",
@@ -187,6 +189,7 @@ build = {
     ["smtp.error"] = "lua/smtp/error.lua",
     ["smtp.envelope"] = "lua/smtp/envelope.lua",
     ["smtp.extensions"] = "lua/smtp/extensions.lua",
+    ["smtp.idna"] = "lua/smtp/idna.lua",
     ["smtp.message"] = "lua/smtp/message.lua",
     ["smtp.oauth"] = "lua/smtp/oauth.lua",
     ["smtp.outbox"] = "lua/smtp/outbox.lua",

@@ -7,7 +7,7 @@ PACKAGES="
 build-essential clang pkg-config make git
 libclang-rt-14-dev valgrind
 lua5.4 liblua5.4-dev luarocks lua-busted lua-check
-libmbedtls-dev libgsasl-dev
+libmbedtls-dev libgsasl-dev libidn2-dev libidn2-0
 python3 python3-aiosmtpd python3-dkim python3-openssl
 postfix openssl
 dovecot-core dovecot-lmtpd

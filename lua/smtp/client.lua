@@ -8,6 +8,7 @@ local core = require "smtp.core"
 local Error = require "smtp.error"
 local extensions = require "smtp.extensions"
 local address = require "smtp.address"
+local idna = require "smtp.idna"
 local trace = require "smtp.trace"
 local envelope = require "smtp.envelope"
 local pipeline = require "smtp.pipeline"
@@ -249,14 +250,17 @@ local function machine_fqdn()
     if not (name and name:find("%.")) then
       name = read_first_line("/etc/hostname")
     end
-    cached_fqdn = name and name:find("%.") and name:match("^[%w%.%-]+$") and name or false
+    cached_fqdn = name and name:find("%.") and name:match("^[%w%.%-\128-\255]+$") and name or false
   end
   return cached_fqdn or nil
 end
 
 function Client:_default_local_name()
   local name = machine_fqdn()
-  if name then return name end
+  -- An internationalised machine name goes as A-labels; one libidn2
+  -- refuses is no name at all, so the address literal stands in.
+  local ok, alabel = pcall(idna.to_ascii, name)
+  if name and ok then return alabel end
   local t = self._t
   return t.local_literal and t:local_literal() or "[127.0.0.1]"
 end
@@ -276,6 +280,9 @@ end
 function Client:_helo(host, tls_needed)
   host = host or self._local_name or self:_default_local_name()
   address.check_arg(host, "host")
+  -- RFC 5321 4.1.1.1: the EHLO domain is ASCII, with SMTPUTF8 too (EHLO
+  -- comes before anyone knows it is offered).
+  host = idna.to_ascii(host, "EHLO name")
   local verb = self._protocol == "lmtp" and "LHLO" or "EHLO"
   local line = verb .. " " .. host
   local reply = self:_command(line)
@@ -379,19 +386,27 @@ end
 -- For smtp.pipeline, which builds the same lines.
 Client._mail_line, Client._rcpt_line, Client._check_command = mail_line, rcpt_line, check_command
 
+-- MAIL and RCPT send the path they are given, except that a domain in
+-- U-labels goes as A-labels to a server without SMTPUTF8.
+function Client:_server_path(addr)
+  if type(addr) == "table" then addr = addr.address end
+  if type(addr) ~= "string" or self:extensions().SMTPUTF8 then return addr end
+  return idna.ascii_address(addr, "address") or addr
+end
+
 --- MAIL FROM:<from> [params]. Raises on 4xx/5xx.
 -- @tparam string from envelope sender ("" for the null sender)
 -- @tparam[opt] table|string params e.g. `{SIZE=1000, BODY="8BITMIME"}`
 function Client:mail(from, params)
   self:_ensure_helo()
-  local line = mail_line(from, params)
+  local line = mail_line(self:_server_path(from), params)
   check_command(line)
   return self:_expect(self:_command(line, "mail"), line, 250, 259)
 end
 
 --- RCPT TO:<to> [params]. Raises on 4xx/5xx (with `recipient` set).
 function Client:rcpt(to, params)
-  local line = rcpt_line(to, params)
+  local line = rcpt_line(self:_server_path(to), params)
   check_command(line)
   local addr = type(to) == "table" and to.address or to
   return self:_expect(self:_command(line, "rcpt"), line, 250, 259, { recipient = addr })
@@ -1082,19 +1097,40 @@ end
 
 -- Sendmail --------------------------------------------------------------
 
+-- The envelope for a server without SMTPUTF8 (RFC 6531 3.2): domains in
+-- A-labels. A non-ASCII local part has no ASCII form (kind usage); nor
+-- has an smtp.message whose header carries a non-ASCII address.
+local function ascii_envelope(env)
+  if env.header_smtputf8 then
+    raise { kind = "permanent", outcome = "not_sent",
+      message = "message needs SMTPUTF8 (non-ASCII addresses in its header) but the server does not offer it" }
+  end
+  local function ascii(addr, what)
+    local a = idna.ascii_address(addr, what)
+    if not a then
+      raise { kind = "usage", outcome = "not_sent", message = what .. " " .. addr ..
+        " has a non-ASCII local part, which needs SMTPUTF8, but the server does not offer it" }
+    end
+    return a
+  end
+  local recipients = {}
+  for i, r in ipairs(env.recipients) do recipients[i] = ascii(r, "recipient") end
+  return ascii(env.from, "sender"), recipients
+end
+
 -- MAIL parameters the message needs, checked against the server's
 -- capabilities before anything is sent (SPEC 1.3).
 function Client:_mail_params(env, opts)
   local ext = self:extensions()
   local params = {}
-  if env.smtputf8 then
-    if not ext.SMTPUTF8 then
-      raise { kind = "permanent", outcome = "not_sent",
-        message = "message needs SMTPUTF8 (non-ASCII addresses) but the server does not offer it" }
-    end
+  local from, recipients = env.from, env.recipients
+  local utf8 = env.smtputf8 and ext.SMTPUTF8
+  if utf8 then
     params[#params + 1] = "SMTPUTF8"
+  elseif env.smtputf8 then
+    from, recipients = ascii_envelope(env)
   end
-  if env.eightbit == true and not ext["8BITMIME"] and not env.smtputf8 then
+  if env.eightbit == true and not ext["8BITMIME"] and not utf8 then
     raise { kind = "permanent", outcome = "not_sent",
       message = "message has 8-bit data but the server does not offer 8BITMIME" }
   end
@@ -1128,7 +1164,7 @@ function Client:_mail_params(env, opts)
     end
     params[#params + 1] = "REQUIRETLS"
   end
-  return params
+  return params, from, recipients
 end
 
 function Client:_rcpt_params(rcpt, opts)
@@ -1150,9 +1186,9 @@ end
 -- order. Returns the MAIL reply, the per-recipient replies and the DATA
 -- reply (nil when DATA was not sent).
 function Client:_envelope(env, opts, with_data)
-  local mparams = self:_mail_params(env, opts)
-  local lines = { mail_line(env.from, mparams) }
-  for i, r in ipairs(env.recipients) do
+  local mparams, from, recipients = self:_mail_params(env, opts)
+  local lines = { mail_line(from, mparams) }
+  for i, r in ipairs(recipients) do
     lines[i + 1] = rcpt_line(r, self:_rcpt_params(r, opts))
   end
   if with_data then lines[#lines + 1] = "DATA" end

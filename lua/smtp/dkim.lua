@@ -8,6 +8,7 @@
 local core = require "smtp.core"
 local Error = require "smtp.error"
 local address = require "smtp.address"
+local idna = require "smtp.idna"
 
 local type, ipairs, pairs, tostring, error, setmetatable, pcall =
   type, ipairs, pairs, tostring, error, setmetatable, pcall
@@ -124,7 +125,9 @@ function dkim.options(o)
   end
   if o.domain == nil then usage("dkim: 'domain' is required") end
   if o.selector == nil then usage("dkim: 'selector' is required") end
-  check_name(o.domain, "domain", false)
+  -- d= is looked up in DNS: always A-labels (RFC 6376 3.5).
+  local domain = idna.to_ascii(o.domain, "dkim.domain")
+  check_name(domain, "domain", false)
   check_name(o.selector, "selector", true)
   local c = o.canonicalization or "relaxed/relaxed"
   if type(c) ~= "string" then usage("dkim.canonicalization must be a string") end
@@ -133,7 +136,7 @@ function dkim.options(o)
   if not CANON[hc] or not CANON[bc] then
     usage("dkim.canonicalization must be relaxed or simple for header/body, got " .. c)
   end
-  local r = { domain = o.domain, selector = o.selector, hc = hc, bc = bc }
+  local r = { domain = domain, selector = o.selector, hc = hc, bc = bc }
   r.headers = o.headers ~= nil and name_list(o.headers, "dkim.headers") or dkim.DEFAULT_HEADERS
   local has_from = false
   for _, n in ipairs(r.headers) do if n == "from" then has_from = true end end
@@ -145,14 +148,15 @@ function dkim.options(o)
   end
   if o.identity ~= nil then
     address.check_arg(o.identity, "dkim.identity")
-    local local_part, dom = o.identity:match("^([\33-\58\60-\126]*)@([%w%-%.]+)$")
+    local identity = idna.ascii_address(o.identity, "dkim.identity") or o.identity
+    local local_part, dom = identity:match("^([\33-\58\60-\126]*)@([%w%-%.]+)$")
     if not local_part then usage("dkim.identity is not local@domain: " .. o.identity) end
-    local ld, lid = lower(o.domain), lower(dom)
+    local ld, lid = lower(domain), lower(dom)
     -- RFC 6376 3.5 i=: the domain of d= or one of its subdomains.
     if lid ~= ld and sub(lid, -#ld - 1) ~= "." .. ld then
       usage("dkim.identity must be in the domain " .. o.domain .. " or a subdomain of it")
     end
-    r.identity = o.identity
+    r.identity = identity
   end
   local ts = o.timestamp
   if ts ~= nil and type(ts) ~= "boolean" and not is_count(ts) then

@@ -385,6 +385,8 @@ function envelope.prepare(msg, opts, server)
     env.eightbit = req.eightbit
     env.binary = req.binary
     env.smtputf8 = req.smtputf8
+    -- Its header holds those addresses too: no A-label form for it.
+    env.header_smtputf8 = req.smtputf8
     env.size = req.size
     env.source = msg:source()
     if msg._wire_parts then

@@ -158,9 +158,9 @@ end
 -- anything is sent are returned, not raised.
 local function transaction_lines(c, env, opts)
   return pcall(function()
-    local mparams = c:_mail_params(env, opts)
-    local lines = { c._mail_line(env.from, mparams) }
-    for i, r in ipairs(env.recipients) do
+    local mparams, from, recipients = c:_mail_params(env, opts)
+    local lines = { c._mail_line(from, mparams) }
+    for i, r in ipairs(recipients) do
       lines[i + 1] = c._rcpt_line(r, c:_rcpt_params(r, opts))
     end
     for _, l in ipairs(lines) do c._check_command(l) end

@@ -6,7 +6,9 @@ other query gets NXDOMAIN; AAAA queries get an empty answer (NOERROR). It
 only ever listens on 127.0.0.1 (run it inside a network namespace to be
 the resolver there). Exits after --max-seconds (default 60).
 
-usage: dns_stub.py --port 53 [--answer NAME=IP ...] [--slow NAME] [--delay S]
+--log-queries prints "QUERY <name>" for each query (non-ASCII bytes as U+FFFD).
+
+usage: dns_stub.py --port 53 [--answer NAME=IP ...] [--slow NAME] [--delay S] [--log-queries]
 """
 import argparse
 import socket
@@ -45,6 +47,7 @@ def main():
     ap.add_argument("--slow", action="append", default=[])
     ap.add_argument("--delay", type=float, default=5.0)
     ap.add_argument("--max-seconds", type=float, default=60.0)
+    ap.add_argument("--log-queries", action="store_true")
     args = ap.parse_args()
     table = dict(a.split("=", 1) for a in args.answer)
     slow = set(n.lower() for n in args.slow)
@@ -72,6 +75,8 @@ def main():
             name = parse_question(data)[2]
         except (IndexError, struct.error):
             continue
+        if args.log_queries:
+            print("QUERY " + name, flush=True)
         if name in slow:
             threading.Thread(target=reply_later, args=(data, addr), daemon=True).start()
         else:
