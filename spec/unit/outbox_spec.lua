@@ -93,7 +93,8 @@ describe("smtp.outbox files", function()
     assert.equal(m:message_id(), e.message_id)
     local _, body = outbox._parse(id, P.read_file(ob.dir .. "/queue/" .. id))
     assert.equal(tostring(m), body)
-    assert.is_nil(body:lower():find("bcc", 1, true))
+    -- A Bcc field, not the letters "bcc" (a random boundary may hold them).
+    assert.is_nil(("\n" .. body:lower()):find("\nbcc%s*:"), body)
     assert.is_nil(body:find("hidden", 1, true))
   end)
 
