@@ -202,7 +202,7 @@ function smtp.tls_config(opts)
   if not core.tls_config then
     error(Error.new { kind = "tls", message = "this build has no TLS support" }, 0)
   end
-  local cfg, kind, msg = core.tls_config(opts)
+  local cfg, kind, msg = core.tls_config(require("smtp.idna").tls_options(opts))
   if not cfg then error(Error.new { kind = kind or "tls", message = msg }, 0) end
   return cfg
 end

@@ -726,7 +726,7 @@ local function tls_config_of(tls)
     if not core.tls_config then
       raise { kind = "tls", message = "this build has no TLS support" }
     end
-    local cfg, kind, msg = core.tls_config(tls)
+    local cfg, kind, msg = core.tls_config(require("smtp.idna").tls_options(tls))
     if not cfg then raise { kind = kind or "tls", message = msg } end
     return cfg
   end

@@ -6,7 +6,7 @@
 -- @module smtp.idna
 local Error = require "smtp.error"
 
-local type, error = type, error
+local type, error, pairs = type, error, pairs
 local find, match = string.find, string.match
 
 local idna = {}
@@ -55,6 +55,19 @@ function idna.ascii_address(addr, what)
   local lp, domain = split(addr)
   if not lp or has_8bit(lp) then return nil end
   return lp .. "@" .. idna.to_ascii(domain, what)
+end
+
+--- TLS options with `server_name` as A-labels (certificates and SNI
+-- carry A-labels); the table itself when nothing needs converting.
+-- @tparam table opts options of `smtp.tls_config`
+-- @treturn table
+function idna.tls_options(opts)
+  local name = opts.server_name
+  if type(name) ~= "string" or not has_8bit(name) then return opts end
+  local copy = {}
+  for k, v in pairs(opts) do copy[k] = v end
+  copy.server_name = idna.to_ascii(name, "tls server_name")
+  return copy
 end
 
 return idna

@@ -69,7 +69,7 @@ describe("IDN delivery through Postfix #interop", function()
 end)
 
 describe("IDN TLS peer name #interop #tls", function()
-  it("checks the certificate against the A-label of a U-label tls_peer", function()
+  it("checks the certificate against the A-label of a U-label tls_peer or server_name", function()
     local certs = require "helpers.certs"
     local c = certs.make()
     local dir = P.tempdir("idn-cert")
@@ -90,6 +90,13 @@ describe("IDN TLS peer name #interop #tls", function()
         tls_mode = "implicit", tls = { ca_file = c.ca_cert }, tls_peer = "bucher.example" })
       assert.is_false(bad_ok)
       assert.equal("tls", bad.kind)
+      -- A U-label server_name in a table of options or a config object.
+      for _, tls in ipairs({ { ca_file = c.ca_cert, server_name = "Bücher.example" },
+                              smtp.tls_config { ca_file = c.ca_cert, server_name = "Bücher.example" } }) do
+        client = smtp.connect { host = "127.0.0.1", port = srv.port, timeout = 10, tls_mode = "implicit", tls = tls }
+        assert.is_true(client:tls_info().peer_verified)
+        client:quit()
+      end
     end)
     srv:stop()
     assert(ok, err)
